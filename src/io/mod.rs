@@ -1,0 +1,3 @@
+//! Weight import/export.
+#[cfg(feature = "tf")]
+pub mod tf;
