@@ -69,7 +69,9 @@ pub enum Error {
         got: usize,
     },
     /// `groups` does not divide the input or output channel count (or is 0).
-    #[error("groups = {groups} must be ≥ 1 and divide both in_channels = {in_channels} and out_channels = {out_channels}")]
+    #[error(
+        "groups = {groups} must be ≥ 1 and divide both in_channels = {in_channels} and out_channels = {out_channels}"
+    )]
     InvalidGroups {
         /// The group count.
         groups: usize,
@@ -93,7 +95,9 @@ pub enum Error {
     #[error("dilation must be ≥ 1 on both axes, got [{}, {}]", .0[0], .0[1])]
     InvalidDilation([usize; 2]),
     /// The (dilated) kernel does not fit in the padded input.
-    #[error("{axis}: the dilated kernel spans {kernel_extent} pixels but the padded input has only {padded_input}")]
+    #[error(
+        "{axis}: the dilated kernel spans {kernel_extent} pixels but the padded input has only {padded_input}"
+    )]
     KernelTooLarge {
         /// `"height"` or `"width"`.
         axis: &'static str,
@@ -103,7 +107,9 @@ pub enum Error {
         padded_input: usize,
     },
     /// A BatchNorm variance is negative or not finite.
-    #[error("BatchNorm variance of channel {channel} is {value}; it must be finite and ≥ 0 (with ε: > 0)")]
+    #[error(
+        "BatchNorm variance of channel {channel} is {value}; it must be finite and ≥ 0 (with ε: > 0)"
+    )]
     InvalidVariance {
         /// The channel.
         channel: usize,

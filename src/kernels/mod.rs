@@ -1,0 +1,11 @@
+//! The only `unsafe` code in the crate: raw GEMM calls and (later) SIMD rows.
+//!
+//! Everything here sits behind safe functions that check their contracts;
+//! callers outside this module never see a raw pointer. Each `unsafe` block
+//! carries a `// SAFETY:` comment.
+#![allow(unsafe_code)]
+
+pub(crate) mod depthwise;
+pub(crate) mod gemm;
+
+pub use gemm::Scalar;

@@ -1,0 +1,53 @@
+//! Work splitting over rows, with rayon when the `rayon` feature is on.
+//!
+//! Chunks are processed independently and each output element is computed by
+//! exactly the same arithmetic whatever the chunking, so results are bit for
+//! bit the same with 1 or N threads.
+
+use ndarray::{ArrayViewMut2, Axis};
+
+/// The number of threads work is split for.
+pub(crate) fn threads() -> usize {
+    #[cfg(feature = "rayon")]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        1
+    }
+}
+
+/// Rows per chunk so that `rows` split into about `threads()·per_thread`
+/// chunks, each a multiple of `align` rows (the last may be shorter).
+pub(crate) fn chunk_rows(rows: usize, per_thread: usize, align: usize) -> usize {
+    let chunks = (threads() * per_thread).max(1);
+    rows.div_ceil(chunks).next_multiple_of(align.max(1)).max(1)
+}
+
+/// Calls `f(first_row, chunk)` on consecutive chunks of `chunk` rows of `m`,
+/// in parallel when the `rayon` feature is on.
+pub(crate) fn for_each_row_chunk<T, Fn_>(mut m: ArrayViewMut2<'_, T>, chunk: usize, f: Fn_)
+where
+    T: Send + Sync,
+    Fn_: Fn(usize, ArrayViewMut2<'_, T>) + Sync + Send,
+{
+    let chunk = chunk.max(1);
+    if m.nrows() <= chunk {
+        return f(0, m);
+    }
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        m.axis_chunks_iter_mut(Axis(0), chunk)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, c)| f(i * chunk, c));
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        for (i, c) in m.axis_chunks_iter_mut(Axis(0), chunk).enumerate() {
+            f(i * chunk, c);
+        }
+    }
+}
