@@ -11,6 +11,7 @@ pub mod geometry;
 pub mod io;
 mod kernels;
 pub mod layout;
+pub mod mobilenet;
 pub mod norm;
 mod parallel;
 pub mod preprocess;
@@ -28,7 +29,7 @@ pub use norm::BatchNorm;
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
-use std::ops::{AddAssign, MulAssign};
+use std::ops::{AddAssign, DivAssign, MulAssign};
 
 /// The element types sepconv computes in: `f32` and `f64`.
 ///
@@ -46,6 +47,7 @@ pub trait Float:
     + Sum
     + AddAssign
     + MulAssign
+    + DivAssign
     + kernels::Scalar
     + 'static
 {

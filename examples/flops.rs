@@ -1,0 +1,194 @@
+//! The MobileNet paper's cost tables, recomputed from the builder alone.
+//!
+//! ```text
+//! cargo run --example flops            # markdown
+//! cargo run --example flops -- --json
+//! ```
+//!
+//! Mult-adds count the multiplications of conv and FC layers (1 mult-add =
+//! 2 FLOPs); parameters are conv and FC weights (the paper's convention; see
+//! `sepconv::cost`).
+
+use sepconv::cost::{self, Cost};
+use sepconv::mobilenet::{MobileNetConfig, Summary, Variant};
+
+const HELP: &str = "\
+flops: the MobileNet paper's cost tables (Tables 2-7) recomputed by sepconv
+
+usage: cargo run --example flops -- [--json]";
+
+struct Row {
+    table: &'static str,
+    model: String,
+    mult_adds: u64,
+    params: u64,
+    /// The paper's figures (millions), for side-by-side reading.
+    paper: (f64, f64),
+}
+
+fn network(
+    table: &'static str,
+    model: &str,
+    c: MobileNetConfig,
+    paper: (f64, f64),
+) -> Result<Row, sepconv::Error> {
+    let s = c.summary()?;
+    Ok(Row {
+        table,
+        model: model.into(),
+        mult_adds: s.total.mult_adds,
+        params: s.total.params.paper(),
+        paper,
+    })
+}
+
+/// One 14×14×512 → 512 layer (the paper's Table 3): standard 3×3 conv,
+/// depthwise separable, then with α = 0.75 and ρ = 0.714 (side 10).
+fn layer_rows() -> Result<Vec<Row>, sepconv::Error> {
+    let sep = |side: usize, c: usize| -> Result<Cost, sepconv::Error> {
+        Ok(cost::depthwise([1, side, side], [3, 3], c, 1, false)?
+            + cost::pointwise([1, side, side], c, c, false)?)
+    };
+    let rows = [
+        (
+            "Convolution",
+            cost::conv2d([1, 14, 14], [3, 3], 512, 512, 1, false)?,
+            (462.0, 2.36),
+        ),
+        ("Depthwise Separable Conv", sep(14, 512)?, (52.3, 0.27)),
+        ("α = 0.75", sep(14, 384)?, (29.6, 0.15)),
+        ("ρ = 0.714", sep(10, 384)?, (15.1, 0.15)),
+    ];
+    Ok(rows
+        .into_iter()
+        .map(|(model, c, paper)| Row {
+            table: "3",
+            model: model.into(),
+            mult_adds: c.mult_adds,
+            params: c.params.weights,
+            paper,
+        })
+        .collect())
+}
+
+fn rows() -> Result<Vec<Row>, sepconv::Error> {
+    let m = MobileNetConfig::new;
+    let mut rows = layer_rows()?;
+    rows.push(network(
+        "4",
+        "Conv MobileNet",
+        m().with_variant(Variant::FullConv),
+        (4866.0, 29.3),
+    )?);
+    rows.push(network("4", "MobileNet", m(), (569.0, 4.2))?);
+    rows.push(network(
+        "5",
+        "0.75 MobileNet",
+        m().with_alpha(0.75),
+        (325.0, 2.6),
+    )?);
+    rows.push(network(
+        "5",
+        "Shallow MobileNet",
+        m().with_variant(Variant::Shallow),
+        (307.0, 2.9),
+    )?);
+    for (a, paper) in [
+        (1.0, (569.0, 4.2)),
+        (0.75, (325.0, 2.6)),
+        (0.5, (149.0, 1.3)),
+        (0.25, (41.0, 0.5)),
+    ] {
+        rows.push(network(
+            "6",
+            &format!("{a:.2} MobileNet-224"),
+            m().with_alpha(a),
+            paper,
+        )?);
+    }
+    for (r, paper) in [
+        (224, (569.0, 4.2)),
+        (192, (418.0, 4.2)),
+        (160, (290.0, 4.2)),
+        (128, (186.0, 4.2)),
+    ] {
+        rows.push(network(
+            "7",
+            &format!("1.0 MobileNet-{r}"),
+            m().with_resolution(r),
+            paper,
+        )?);
+    }
+    Ok(rows)
+}
+
+fn main() -> Result<(), sepconv::Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{HELP}");
+        return Ok(());
+    }
+    let json = args.iter().any(|a| a == "--json");
+    if let Some(bad) = args.iter().find(|a| *a != "--json") {
+        eprintln!("flops: unknown argument {bad}; see --help");
+        std::process::exit(2);
+    }
+    let rows = rows()?;
+    let base: Summary = MobileNetConfig::new().summary()?;
+    if json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "table": r.table, "model": r.model, "mult_adds": r.mult_adds, "params": r.params,
+                    "paper_mult_adds_millions": r.paper.0, "paper_params_millions": r.paper.1,
+                })
+            })
+            .collect();
+        let breakdown: Vec<_> = base
+            .breakdown()
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "type": b.kind.key(), "mult_adds": b.mult_adds, "params": b.params,
+                    "mult_adds_share": b.mult_adds_share, "params_share": b.params_share,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "unit": "mult-add = 1 multiply + 1 add = 2 FLOPs", "rows": rows, "breakdown_1_0_224": breakdown })
+        );
+        return Ok(());
+    }
+    println!("# MobileNet v1 costs, recomputed from the architecture\n");
+    println!(
+        "Mult-adds: conv and FC multiplications (1 mult-add = 2 FLOPs). Parameters: conv and FC weights.\n"
+    );
+    println!("| paper table | model | mult-adds | M (paper) | parameters | M (paper) |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: |");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {:.1} ({}) | {} | {:.2} ({}) |",
+            r.table,
+            r.model,
+            r.mult_adds,
+            r.mult_adds as f64 / 1e6,
+            r.paper.0,
+            r.params,
+            r.params as f64 / 1e6,
+            r.paper.1
+        );
+    }
+    println!("\n## Table 2: resources per layer type, 1.0 MobileNet-224\n");
+    println!("| type | mult-adds | parameters |\n| --- | ---: | ---: |");
+    for b in base.breakdown() {
+        println!(
+            "| {} | {:.2}% | {:.2}% |",
+            b.kind.label(),
+            100.0 * b.mult_adds_share,
+            100.0 * b.params_share
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Build any MobileNet v1 configuration, print its cost table, and time a
+//! forward pass with seeded weights.
+//!
+//! ```text
+//! cargo run --release --example mobilenet -- --alpha 0.5 --resolution 160
+//! cargo run --release --example mobilenet -- --variant full-conv --json
+//! ```
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::time::Instant;
+
+use ndarray::Array4;
+use sepconv::Activation;
+use sepconv::mobilenet::{MobileNet, MobileNetConfig, Variant};
+
+const HELP: &str = "\
+mobilenet: cost table and forward time of a MobileNet v1 configuration (seeded weights)
+
+usage: cargo run --release --example mobilenet -- [OPTIONS]
+
+  --alpha A            width multiplier α, > 0 (default 1.0)
+  --resolution R       input side, >= 32 (default 224)
+  --rho P              resolution multiplier: side = round(224·ρ) (instead of --resolution)
+  --variant V          standard | shallow | full-conv (default standard)
+  --classes K          classifier outputs (default 1000)
+  --depth-multiplier M depthwise channel multiplier (default 1)
+  --relu               plain ReLU (as the paper's text) instead of ReLU6
+  --batch N            images per forward (default 1)
+  --threads T          rayon threads (default: all cores)
+  --runs N             timed forward passes after one warm-up (default 10)
+  --seed S             weight seed (default 0)
+  --markdown           print the table as markdown
+  --json               machine-readable output
+  -h, --help           this text";
+
+fn value<T: std::str::FromStr>(
+    it: &mut impl Iterator<Item = String>,
+    flag: &str,
+) -> Result<T, String> {
+    let v = it.next().ok_or(format!("{flag} needs a value"))?;
+    v.parse().map_err(|_| format!("{flag}: cannot parse {v:?}"))
+}
+
+fn run() -> Result<(), String> {
+    let mut config = MobileNetConfig::new();
+    let (mut batch, mut threads, mut runs, mut seed) = (1usize, 0usize, 10usize, 0u64);
+    let (mut json, mut markdown) = (false, false);
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{HELP}");
+                return Ok(());
+            }
+            "--alpha" => config.alpha = value(&mut it, &arg)?,
+            "--resolution" => config.resolution = value(&mut it, &arg)?,
+            "--rho" => config = config.with_rho(value(&mut it, &arg)?),
+            "--variant" => {
+                config.variant = value::<String>(&mut it, &arg)?
+                    .parse::<Variant>()
+                    .map_err(|e| e.to_string())?
+            }
+            "--classes" => config.classes = value(&mut it, &arg)?,
+            "--depth-multiplier" => config.depth_multiplier = value(&mut it, &arg)?,
+            "--relu" => config.activation = Activation::Relu,
+            "--batch" => batch = value(&mut it, &arg)?,
+            "--threads" => threads = value(&mut it, &arg)?,
+            "--runs" => runs = value(&mut it, &arg)?,
+            "--seed" => seed = value(&mut it, &arg)?,
+            "--json" => json = true,
+            "--markdown" => markdown = true,
+            s => return Err(format!("unknown argument {s}; see --help")),
+        }
+    }
+    if batch == 0 || runs == 0 {
+        return Err("--batch and --runs must be ≥ 1".into());
+    }
+    if threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| e.to_string())?;
+    }
+    let net = MobileNet::<f32>::seeded(&config, seed).map_err(|e| e.to_string())?;
+    let summary = net.summary();
+    let x = Array4::<f32>::from_shape_fn(net.input_shape(batch), |(n, y, x, c)| {
+        (((n * 7 + y * 3 + x * 5 + c) % 17) as f32 / 8.0) - 1.0
+    });
+    net.forward(x.view()).map_err(|e| e.to_string())?; // warm-up
+    let times = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = net.forward(x.view());
+            t.elapsed()
+        })
+        .collect();
+    let ms = support::median_ms(times);
+    let gmacs = summary.total.mult_adds as f64 * batch as f64 / (ms * 1e6);
+    if json {
+        let layers: Vec<_> = summary
+            .rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.spec.name, "kind": r.spec.kind.key(), "stride": r.spec.stride,
+                    "input": r.spec.input, "output": r.spec.output,
+                    "mult_adds": r.cost.mult_adds, "params": r.cost.params.weights,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "alpha": config.alpha, "resolution": config.resolution, "variant": config.variant.name(),
+                "classes": config.classes, "batch": batch, "threads": rayon::current_num_threads(),
+                "mult_adds": summary.total.mult_adds, "params": summary.total.params.paper(),
+                "params_total": summary.total.params.total(),
+                "layers": layers, "forward_ms_median": ms, "gmacs": gmacs,
+            })
+        );
+    } else {
+        println!(
+            "MobileNet v1 {} ({}), {} classes\n",
+            config.name(),
+            config.variant.name(),
+            config.classes
+        );
+        print!(
+            "{}",
+            if markdown {
+                summary.to_markdown()
+            } else {
+                summary.to_text()
+            }
+        );
+        println!(
+            "\nforward, batch {batch}, {} thread(s): {ms:.2} ms (median of {runs}), {gmacs:.1} GMAC/s",
+            rayon::current_num_threads()
+        );
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("mobilenet: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,327 @@
+//! The MobileNet inference network.
+
+use std::time::{Duration, Instant};
+
+use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, Axis, Ix1, Ix4};
+
+use super::weights::SCOPE;
+use super::{LayerKind, LayerSpec, MobileNetConfig, MobileNetWeights, Summary};
+use crate::Float;
+use crate::activation::Activation;
+use crate::conv::{Algorithm, Conv2d, DepthwiseConv2d, PointwiseConv2d};
+use crate::error::{Error, Result};
+use crate::norm::BatchNorm;
+
+#[derive(Clone, Debug)]
+enum Layer<F> {
+    Conv(Conv2d<F>),
+    Depthwise(DepthwiseConv2d<F>),
+    Pointwise(PointwiseConv2d<F>),
+}
+
+impl<F: Float> Layer<F> {
+    fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
+        match self {
+            Layer::Conv(l) => l.forward(x),
+            Layer::Depthwise(l) => l.forward(x),
+            Layer::Pointwise(l) => l.forward(x),
+        }
+    }
+
+    fn with_algorithm(self, a: Algorithm) -> Self {
+        match self {
+            Layer::Conv(l) => Layer::Conv(l.with_algorithm(a)),
+            Layer::Depthwise(l) => Layer::Depthwise(l.with_algorithm(a)),
+            Layer::Pointwise(l) => Layer::Pointwise(l.with_algorithm(a)),
+        }
+    }
+}
+
+/// A MobileNet v1 ready for inference: every BatchNorm folded into the conv
+/// before it and every activation fused into that conv's output.
+///
+/// # Shapes
+/// input `[N, R, R, 3]` (R = `config.resolution`, RGB scaled to [−1, 1] as
+/// [`crate::preprocess::imagenet_input`] does), output logits `[N, classes]`,
+/// or the pooled features `[N, C]` without the classifier.
+///
+/// ```
+/// use ndarray::Array4;
+/// use sepconv::mobilenet::{MobileNet, MobileNetConfig};
+/// let config = MobileNetConfig::new().with_alpha(0.25).with_resolution(128).with_classes(10);
+/// let net = MobileNet::<f32>::seeded(&config, 42)?;
+/// let logits = net.forward(Array4::zeros((2, 128, 128, 3)).view())?;
+/// assert_eq!(logits.shape(), &[2, 10]);
+/// # Ok::<(), sepconv::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct MobileNet<F> {
+    config: MobileNetConfig,
+    specs: Vec<LayerSpec>,
+    body: Vec<Layer<F>>,
+    classifier: Option<PointwiseConv2d<F>>,
+}
+
+fn bn<F: Float>(w: &MobileNetWeights<F>, layer: &str, c: usize, eps: F) -> Result<BatchNorm<F>> {
+    let part = |p: &str| -> Result<Array1<F>> {
+        let name = format!("{SCOPE}/{layer}/BatchNorm/{p}");
+        Ok(w.tensor(&name, &[c])?
+            .into_dimensionality::<Ix1>()
+            .expect("1-D")
+            .to_owned())
+    };
+    BatchNorm::new(
+        part("gamma")?,
+        part("beta")?,
+        part("moving_mean")?,
+        part("moving_variance")?,
+        eps,
+    )
+    .map_err(|e| match e {
+        // Name the layer whose statistics are bad.
+        Error::InvalidVariance { channel, value } => Error::param(
+            "moving_variance",
+            value,
+            format!("{SCOPE}/{layer}/BatchNorm/moving_variance[{channel}] must be finite and ≥ 0"),
+        ),
+        e => e,
+    })
+}
+
+impl<F: Float> MobileNet<F> {
+    /// Builds the network from `weights` (checked against `config`), folding
+    /// every BatchNorm.
+    ///
+    /// # Errors
+    /// As [`MobileNetConfig::validate`]; [`Error::MissingTensor`] or
+    /// [`Error::ShapeMismatch`] naming a tensor; [`Error::InvalidParameter`]
+    /// for a negative BN variance.
+    pub fn new(config: &MobileNetConfig, weights: &MobileNetWeights<F>) -> Result<Self> {
+        let specs = config.layers()?;
+        let eps = F::from_f64_lossy(config.bn_epsilon);
+        let mut body = Vec::with_capacity(specs.len());
+        let mut classifier = None;
+        for spec in &specs {
+            let shape = spec.weight_shape();
+            let c = spec.output[2];
+            let name = &spec.name;
+            let weight = |leaf: &str| -> Result<Array4<F>> {
+                let full = format!("{SCOPE}/{name}/{leaf}");
+                Ok(weights
+                    .tensor(&full, &shape)?
+                    .into_dimensionality::<Ix4>()
+                    .expect("4-D")
+                    .to_owned())
+            };
+            match spec.kind {
+                LayerKind::Conv => {
+                    let conv = Conv2d::builder(weight("weights")?)
+                        .params(spec.conv_params())
+                        .build()?;
+                    body.push(Layer::Conv(
+                        conv.fold_batch_norm(&bn(weights, name, c, eps)?)?
+                            .with_activation(config.activation),
+                    ));
+                }
+                LayerKind::Depthwise => {
+                    let dw = DepthwiseConv2d::builder(weight("depthwise_weights")?)
+                        .params(spec.conv_params())
+                        .build()?;
+                    body.push(Layer::Depthwise(
+                        dw.fold_batch_norm(&bn(weights, name, c, eps)?)?
+                            .with_activation(config.activation),
+                    ));
+                }
+                LayerKind::Pointwise => {
+                    let w = weight("weights")?;
+                    let pw = PointwiseConv2d::new(
+                        w.index_axis_move(Axis(0), 0).index_axis_move(Axis(0), 0),
+                        None,
+                    )?;
+                    body.push(Layer::Pointwise(
+                        pw.fold_batch_norm(&bn(weights, name, c, eps)?)?
+                            .with_activation(config.activation),
+                    ));
+                }
+                LayerKind::FullyConnected => {
+                    let w = weights
+                        .tensor(&format!("{SCOPE}/Logits/Conv2d_1c_1x1/weights"), &shape)?
+                        .into_dimensionality::<Ix4>()
+                        .expect("4-D")
+                        .index_axis_move(Axis(0), 0)
+                        .index_axis_move(Axis(0), 0)
+                        .to_owned();
+                    let b = weights
+                        .tensor(&format!("{SCOPE}/Logits/Conv2d_1c_1x1/biases"), &[c])?
+                        .into_dimensionality::<Ix1>()
+                        .expect("1-D")
+                        .to_owned();
+                    classifier = Some(
+                        PointwiseConv2d::new(w, Some(b))?.with_activation(Activation::Identity),
+                    );
+                }
+            }
+        }
+        Ok(MobileNet {
+            config: *config,
+            specs,
+            body,
+            classifier,
+        })
+    }
+
+    /// A network with [`MobileNetWeights::seeded`] weights.
+    ///
+    /// # Errors
+    /// As [`MobileNetConfig::validate`].
+    pub fn seeded(config: &MobileNetConfig, seed: u64) -> Result<Self> {
+        Self::new(config, &MobileNetWeights::seeded(config, seed)?)
+    }
+
+    /// Forces an implementation in every layer.
+    pub fn with_algorithm(mut self, a: Algorithm) -> Self {
+        self.body = self.body.into_iter().map(|l| l.with_algorithm(a)).collect();
+        self.classifier = self.classifier.map(|c| c.with_algorithm(a));
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MobileNetConfig {
+        &self.config
+    }
+
+    /// The layers' shapes, in order.
+    pub fn layers(&self) -> &[LayerSpec] {
+        &self.specs
+    }
+
+    /// The cost table.
+    pub fn summary(&self) -> Summary {
+        Summary::new(&self.config).expect("validated at build")
+    }
+
+    /// The input shape for a batch of `n`: `[n, R, R, 3]`.
+    pub fn input_shape(&self, n: usize) -> [usize; 4] {
+        [n, self.config.resolution, self.config.resolution, 3]
+    }
+
+    /// Logits `[N, classes]` (or pooled features `[N, C]` without the
+    /// classifier) for an NHWC batch.
+    ///
+    /// # Errors
+    /// [`Error::ChannelMismatch`] for an input that is not RGB,
+    /// [`Error::ShapeMismatch`] for one that is not `R×R`, [`Error::ZeroSize`]
+    /// for an empty batch.
+    pub fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array2<F>> {
+        self.run(x, |_, _| {})
+    }
+
+    /// As [`forward`](Self::forward), also returning the wall time of each
+    /// layer (the classifier's includes the pooling), in [`layers`](Self::layers) order.
+    ///
+    /// # Errors
+    /// As [`forward`](Self::forward).
+    pub fn forward_profiled(&self, x: ArrayView4<'_, F>) -> Result<(Array2<F>, Vec<Duration>)> {
+        let mut times = Vec::with_capacity(self.specs.len());
+        let y = self.run(x, |_, t| times.push(t))?;
+        Ok((y, times))
+    }
+
+    fn run(
+        &self,
+        x: ArrayView4<'_, F>,
+        mut on_layer: impl FnMut(usize, Duration),
+    ) -> Result<Array2<F>> {
+        let [n, h, w, c] = crate::conv::dims4(x.shape());
+        let r = self.config.resolution;
+        if n == 0 {
+            return Err(Error::ZeroSize {
+                what: "MobileNet input".into(),
+                shape: x.shape().into(),
+            });
+        }
+        if c != 3 {
+            return Err(Error::ChannelMismatch {
+                what: "MobileNet input (RGB)".into(),
+                expected: 3,
+                got: c,
+            });
+        }
+        if (h, w) != (r, r) {
+            return Err(Error::shape(
+                format!("MobileNet {} input (resolution {r})", self.config.name()),
+                &[n, r, r, 3],
+                x.shape(),
+            ));
+        }
+        let mut cur: Option<Array4<F>> = None;
+        for (i, layer) in self.body.iter().enumerate() {
+            let t = Instant::now();
+            let next = layer.forward(cur.as_ref().map_or(x, |a| a.view()))?;
+            on_layer(i, t.elapsed());
+            cur = Some(next);
+        }
+        let t = Instant::now();
+        let features = global_average_pool(cur.as_ref().expect("the body has layers").view());
+        let Some(fc) = &self.classifier else {
+            return Ok(features);
+        };
+        let (n, c) = features.dim();
+        let logits = fc.forward(
+            features
+                .into_shape_with_order((n, 1, 1, c))
+                .expect("contiguous")
+                .view(),
+        )?;
+        let classes = fc.out_channels();
+        on_layer(self.body.len(), t.elapsed());
+        Ok(logits
+            .into_shape_with_order((n, classes))
+            .expect("contiguous"))
+    }
+}
+
+/// Mean over rows and columns: `[N, H, W, C]` → `[N, C]`.
+fn global_average_pool<F: Float>(x: ArrayView4<'_, F>) -> Array2<F> {
+    let (n, h, w, c) = x.dim();
+    let mut out = Array2::zeros((n, c));
+    for (b, mut o) in out.outer_iter_mut().enumerate() {
+        for px in x
+            .index_axis(Axis(0), b)
+            .to_shape((h * w, c))
+            .expect("contiguous or copied")
+            .rows()
+        {
+            o += &px;
+        }
+        o /= F::from_f64_lossy((h * w) as f64);
+    }
+    out
+}
+
+/// Softmax over the last axis, computed stably (max subtracted).
+pub fn softmax<F: Float>(logits: ArrayView2<'_, F>) -> Array2<F> {
+    let mut out = logits.to_owned();
+    for mut row in out.rows_mut() {
+        let max = row.iter().copied().fold(F::neg_infinity(), F::max);
+        row.mapv_inplace(|v| (v - max).exp());
+        let sum = row.sum();
+        row /= sum;
+    }
+    out
+}
+
+/// The `k` largest entries as `(index, value)`, largest first (ties: lower
+/// index first; NaN sorts last).
+pub fn top_k<F: Float>(scores: ArrayView1<'_, F>, k: usize) -> Vec<(usize, F)> {
+    let mut idx: Vec<(usize, F)> = scores.iter().copied().enumerate().collect();
+    idx.sort_by(|a, b| {
+        let key = |v: F| if v.is_nan() { F::neg_infinity() } else { v };
+        key(b.1)
+            .partial_cmp(&key(a.1))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.0.cmp(&b.0))
+    });
+    idx.truncate(k);
+    idx
+}

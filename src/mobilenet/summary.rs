@@ -1,0 +1,244 @@
+//! The per-layer cost table of a MobileNet configuration.
+
+use std::fmt::Write;
+
+use super::{LayerKind, LayerSpec, MobileNetConfig};
+use crate::cost::Cost;
+use crate::error::Result;
+
+/// One row of the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerRow {
+    /// The layer.
+    pub spec: LayerSpec,
+    /// Its cost (batch 1), BatchNorm parameters included as parts.
+    pub cost: Cost,
+}
+
+impl LayerRow {
+    /// The paper's filter-shape notation: `3×3×3×32`, `3×3×32 dw`, `1×1×32×64`, `1024×1000`.
+    pub fn filter(&self) -> String {
+        let [kh, kw, ci, co] = self.spec.weight_shape();
+        match self.spec.kind {
+            LayerKind::Depthwise if co == 1 => format!("{kh}×{kw}×{ci} dw"),
+            LayerKind::Depthwise => format!("{kh}×{kw}×{ci}×{co} dw"),
+            LayerKind::FullyConnected => format!("{ci}×{co}"),
+            _ => format!("{kh}×{kw}×{ci}×{co}"),
+        }
+    }
+}
+
+/// Share of mult-adds and parameters of one layer type (the paper's Table 2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Breakdown {
+    /// The layer type.
+    pub kind: LayerKind,
+    /// Its mult-adds.
+    pub mult_adds: u64,
+    /// Its parameters (paper convention: weights).
+    pub params: u64,
+    /// Share of all mult-adds, 0–1.
+    pub mult_adds_share: f64,
+    /// Share of all parameters, 0–1.
+    pub params_share: f64,
+}
+
+/// A network's cost, layer by layer, in the paper's convention
+/// ([`crate::cost`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Summary {
+    /// The configuration summarized.
+    pub config: MobileNetConfig,
+    /// One row per layer, in order.
+    pub rows: Vec<LayerRow>,
+    /// Sum of all rows.
+    pub total: Cost,
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn hwc(s: [usize; 3]) -> String {
+    format!("{}×{}×{}", s[0], s[1], s[2])
+}
+
+impl Summary {
+    pub(crate) fn new(config: &MobileNetConfig) -> Result<Self> {
+        let rows = config
+            .layers()?
+            .into_iter()
+            .map(|spec| {
+                Ok(LayerRow {
+                    cost: spec.cost()?,
+                    spec,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let total = rows.iter().map(|r| r.cost).sum();
+        Ok(Summary {
+            config: *config,
+            rows,
+            total,
+        })
+    }
+
+    /// Mult-adds and parameters per layer type, with their shares (types
+    /// absent from the network are left out).
+    pub fn breakdown(&self) -> Vec<Breakdown> {
+        let kinds = [
+            LayerKind::Pointwise,
+            LayerKind::Depthwise,
+            LayerKind::Conv,
+            LayerKind::FullyConnected,
+        ];
+        kinds
+            .into_iter()
+            .filter_map(|kind| {
+                let rows = self.rows.iter().filter(|r| r.spec.kind == kind);
+                let c: Cost = rows.map(|r| r.cost).sum();
+                (c.params.weights > 0).then(|| Breakdown {
+                    kind,
+                    mult_adds: c.mult_adds,
+                    params: c.params.weights,
+                    mult_adds_share: c.mult_adds as f64 / self.total.mult_adds as f64,
+                    params_share: c.params.weights as f64 / self.total.params.weights as f64,
+                })
+            })
+            .collect()
+    }
+
+    fn cells(&self) -> (Vec<[String; 7]>, [String; 7]) {
+        let header = [
+            "layer",
+            "type / stride",
+            "filter shape",
+            "input",
+            "output",
+            "mult-adds",
+            "params",
+        ]
+        .map(String::from);
+        let mut rows: Vec<[String; 7]> = self
+            .rows
+            .iter()
+            .map(|r| {
+                [
+                    r.spec.name.clone(),
+                    format!("{} / s{}", r.spec.kind.label(), r.spec.stride),
+                    r.filter(),
+                    hwc(r.spec.input),
+                    hwc(r.spec.output),
+                    thousands(r.cost.mult_adds),
+                    thousands(r.cost.params.weights),
+                ]
+            })
+            .collect();
+        rows.push([
+            "total".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            thousands(self.total.mult_adds),
+            thousands(self.total.params.weights),
+        ]);
+        (rows, header)
+    }
+
+    /// The totals and conventions, as lines under the table.
+    fn footer(&self) -> String {
+        let p = self.total.params;
+        format!(
+            "{}: {} mult-adds ({} FLOPs), {} parameters (paper: conv + FC weights); \
+             stored in all: {} (+ {} biases, {} BN γ/β, {} BN mean/var)",
+            self.config.name(),
+            thousands(self.total.mult_adds),
+            thousands(self.total.flops()),
+            thousands(p.weights),
+            thousands(p.total()),
+            thousands(p.biases),
+            thousands(p.bn_affine),
+            thousands(p.bn_stats),
+        )
+    }
+
+    /// The breakdown by layer type as lines `type: x% of mult-adds, y% of parameters`.
+    fn breakdown_lines(&self, bullet: &str) -> String {
+        self.breakdown()
+            .iter()
+            .map(|b| {
+                format!(
+                    "{bullet}{}: {:.2}% of mult-adds, {:.2}% of parameters\n",
+                    b.kind.label(),
+                    100.0 * b.mult_adds_share,
+                    100.0 * b.params_share
+                )
+            })
+            .collect()
+    }
+
+    /// The table as aligned plain text, then totals and the breakdown.
+    pub fn to_text(&self) -> String {
+        let (rows, header) = self.cells();
+        let widths: Vec<usize> = (0..7)
+            .map(|i| {
+                rows.iter()
+                    .chain([&header])
+                    .map(|r| r[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        let line = |out: &mut String, r: &[String; 7]| {
+            for (i, cell) in r.iter().enumerate() {
+                let pad = widths[i] - cell.chars().count();
+                // Numbers right-aligned, text left-aligned.
+                if i >= 5 {
+                    let _ = write!(out, "{}{}  ", " ".repeat(pad), cell);
+                } else {
+                    let _ = write!(out, "{}{}  ", cell, " ".repeat(pad));
+                }
+            }
+            out.truncate(out.trim_end().len());
+            out.push('\n');
+        };
+        line(&mut out, &header);
+        out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 12));
+        out.push('\n');
+        for r in &rows {
+            line(&mut out, r);
+        }
+        out.push('\n');
+        out.push_str(&self.footer());
+        out.push('\n');
+        out.push_str(&self.breakdown_lines("  "));
+        out
+    }
+
+    /// The table as GitHub markdown, then totals and the breakdown.
+    pub fn to_markdown(&self) -> String {
+        let (rows, header) = self.cells();
+        let mut out = format!(
+            "| {} |\n| --- | --- | --- | --- | --- | ---: | ---: |\n",
+            header.join(" | ")
+        );
+        for r in &rows {
+            let _ = writeln!(out, "| {} |", r.join(" | "));
+        }
+        out.push('\n');
+        out.push_str(&self.footer());
+        out.push_str("\n\n");
+        out.push_str(&self.breakdown_lines("- "));
+        out
+    }
+}
