@@ -30,6 +30,7 @@ Python 3 standard library only.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -453,11 +454,16 @@ def main(argv: list[str]) -> int:
     cache = cache_dir()
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="sepconv-fetch-") as t:
-            tmp = Path(t)
-            for name, sources in ASSETS:
-                ensure_asset(cache, tmp, name, sources)
-        ensure_attribution(cache)
+        # Test binaries run their tests in parallel threads, and several may
+        # call this script at once on a fresh machine: one fetches at a time,
+        # the others wait and then only verify.
+        with open(cache / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with tempfile.TemporaryDirectory(prefix="sepconv-fetch-") as t:
+                tmp = Path(t)
+                for name, sources in ASSETS:
+                    ensure_asset(cache, tmp, name, sources)
+            ensure_attribution(cache)
     except FetchError as e:
         log(f"error: {e}")
         return 1

@@ -128,7 +128,7 @@ pub fn conv2d(
     groups: usize,
     bias: bool,
 ) -> Result<Cost> {
-    if groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
+    if groups == 0 || !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
         return Err(Error::InvalidGroups {
             groups,
             in_channels,

@@ -1,6 +1,59 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
-//! sepconv (crate docs come with the layers).
+//! Depthwise-separable convolution on ndarray, and a paper-exact MobileNet v1.
+//!
+//! # Layers
+//!
+//! | layer | weight | input → output |
+//! | --- | --- | --- |
+//! | [`Conv2d`] | `[kh, kw, C_in / groups, C_out]` (HWIO) | `[N, H, W, C_in]` → `[N, OH, OW, C_out]` |
+//! | [`DepthwiseConv2d`] | `[kh, kw, C, m]` | `[N, H, W, C]` → `[N, OH, OW, C·m]` (channel `c·m + j`) |
+//! | [`PointwiseConv2d`] | `[C_in, C_out]` | `[N, H, W, C_in]` → `[N, H, W, C_out]` |
+//! | [`SeparableConv2d`] | depthwise + pointwise | `[N, H, W, C]` → `[N, OH, OW, C_out]` |
+//! | [`BatchNorm`] | γ, β, mean, variance `[C]` | any NHWC, in place or folded into a conv |
+//!
+//! Activations are NHWC (`[batch, row, col, channel]`), any [`ndarray::ArrayView4`];
+//! biases are `[C_out]`. Every layer is built through a validating builder,
+//! runs with `forward` (new array) or `forward_into` (caller's buffer), reports
+//! `output_shape` and `cost`, and fuses its bias and [`Activation`] into the
+//! output pass. [`Padding::Same`] is TensorFlow's asymmetric SAME; PyTorch's
+//! `padding=p` is [`Padding::symmetric`]; [`layout`] converts PyTorch tensors.
+//!
+//! ```
+//! use ndarray::Array4;
+//! use sepconv::{Activation, DepthwiseConv2d, Padding};
+//! let dw = DepthwiseConv2d::builder(Array4::<f32>::ones((3, 3, 16, 1)))
+//!     .stride(2)
+//!     .padding(Padding::Same)
+//!     .activation(Activation::Relu6)
+//!     .build()?;
+//! let y = dw.forward(Array4::ones((1, 32, 32, 16)).view())?;
+//! assert_eq!(y.shape(), &[1, 16, 16, 16]);
+//! assert_eq!(dw.cost([1, 32, 32, 16])?.mult_adds, 16 * 16 * 9 * 16);
+//! # Ok::<(), sepconv::Error>(())
+//! ```
+//!
+//! # Modules
+//!
+//! - [`mobilenet`]: the MobileNet v1 builder (α, ρ, variants), its paper-exact
+//!   [`Summary`](mobilenet::Summary), weights (seeded, safetensors, TensorFlow
+//!   frozen graphs) and the inference network.
+//! - [`reference`]: the naive oracle every fast path is tested against.
+//! - [`cost`]: mult-adds and parameters from shapes, in the paper's convention.
+//! - [`geometry`]: padding and output sizes, the only place they are computed.
+//! - [`io`] (feature `tf`): TensorFlow GraphDef import; [`preprocess`]:
+//!   TF-slim's ImageNet input pipeline.
+//!
+//! # Features
+//!
+//! - `rayon` (default): forward passes split over threads by output rows, with
+//!   results identical bit for bit whatever the thread count.
+//! - `tf` (default): [`io::tf`], TensorFlow frozen-graph import through prost.
+//!
+//! # Safety
+//!
+//! `unsafe` is denied at the crate root and allowed only in the private
+//! `kernels` module (raw GEMM calls), each block with a `SAFETY` comment.
 
 pub mod activation;
 pub mod conv;
@@ -26,6 +79,11 @@ pub use cost::{Cost, Params};
 pub use error::{Error, Result, Shape};
 pub use geometry::{ConvGeometry, ConvParams, Padding, Size2};
 pub use norm::BatchNorm;
+
+/// The README's examples, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 use std::fmt::{Debug, Display};
 use std::iter::Sum;

@@ -243,16 +243,32 @@ fn to_standard_needs_a_linear_block() {
 
 /// Arbitrary configurations, valid or not: build and forward return values,
 /// never panic, and a failed `forward_into` leaves the buffer as it was.
-fn anything(
+#[derive(Debug)]
+struct Anything {
+    /// [n, h, w, c, kh, kw, c_out, multiplier], zeros included.
     dims: [usize; 8],
     stride: [usize; 2],
     dilation: [usize; 2],
     pad: [usize; 4],
     groups: usize,
+    /// 0: no bias; k: a bias of length k − 1.
     bias_len: usize,
+    /// 1: the output buffer is one column too wide.
     out_delta: usize,
     same: bool,
-) {
+}
+
+fn anything(a: Anything) {
+    let Anything {
+        dims,
+        stride,
+        dilation,
+        pad,
+        groups,
+        bias_len,
+        out_delta,
+        same,
+    } = a;
     let [n, h, w, c, kh, kw, co, m] = dims;
     let padding = if same {
         Padding::Same
@@ -326,6 +342,6 @@ proptest! {
         out_delta in 0usize..2,
         same in any::<bool>(),
     ) {
-        anything(dims, stride, dilation, pad, groups, bias_len, out_delta, same);
+        anything(Anything { dims, stride, dilation, pad, groups, bias_len, out_delta, same });
     }
 }

@@ -396,7 +396,7 @@ fn run_folding<F: Tolerance>(p: &Problem) -> Result<(), TestCaseError> {
         mag,
     );
     // Depthwise with C_out = cout: channels = cin, multiplier chosen so C·m = cout when possible.
-    if p.cout % p.cin == 0 {
+    if p.cout.is_multiple_of(p.cin) {
         let wd: Array4<F> = array(
             (p.kernel[0], p.kernel[1], p.cin, p.cout / p.cin),
             p.seed ^ 1,

@@ -346,15 +346,12 @@ impl<F: Float> Conv2d<F> {
                     for ky in 0..kh {
                         let iy = g.h.input_index(oy, ky);
                         for kx in 0..kw {
-                            match (iy, g.w.input_index(ox, kx)) {
-                                (Some(iy), Some(ix)) => {
-                                    let src = ((b * h + iy) * w + ix) * cin + group * cin_g;
-                                    patch[(ky * kw + kx) * cin_g..][..cin_g]
-                                        .copy_from_slice(&x[src..src + cin_g]);
-                                }
-                                // Padding stays zero from the allocation: the
-                                // same positions are padding in every group.
-                                _ => {}
+                            // Padding stays zero from the allocation: the
+                            // same positions are padding in every group.
+                            if let (Some(iy), Some(ix)) = (iy, g.w.input_index(ox, kx)) {
+                                let src = ((b * h + iy) * w + ix) * cin + group * cin_g;
+                                patch[(ky * kw + kx) * cin_g..][..cin_g]
+                                    .copy_from_slice(&x[src..src + cin_g]);
                             }
                         }
                     }
