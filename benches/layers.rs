@@ -54,18 +54,23 @@
 //! ```
 //!
 //! The filter is a regular expression matched against the benchmark id (no
-//! s1 name is a prefix of another group's name, so a group name alone selects
-//! exactly that group). Results land in `target/criterion/`; the medians are
+//! group name is a prefix of another's, so a group name alone selects exactly
+//! that group; append `--list` to see what a filter selects). Results land in `target/criterion/`; the medians are
 //! `median.point_estimate` (ns) in `…/new/estimates.json`.
 //!
 //! # Budget
 //!
-//! Each group runs 10 samples with 1 s warm-up and 2 s measurement per
-//! function: 9 groups × 5 functions ≈ 45 × ~3.3 s. A full run
-//! (`cargo bench --bench layers`, already compiled) took about 2.5 minutes
-//! on the 2-core development machine (see the commit message for the
-//! measured figure). The standard conv dominates: up to ~0.46 G mult-adds per
-//! iteration (the stride-1 shapes from 56×56 down), tens of ms each.
+//! Each group runs 10 samples (flat sampling) with 1 s warm-up and 2 s
+//! measurement per function: 9 groups × 5 functions ≈ 45 × ~3.5 s. Measured
+//! on the 2-core development machine, already compiled: 2 min 51 s and
+//! 2 min 41 s for two full runs (`time cargo bench --bench layers`); the
+//! first build of the bench profile adds about 3.5 min. The standard conv
+//! dominates: up to 0.46 G mult-adds per iteration (every stride-1 shape from
+//! 56×56 down; 0.23 G for the 112×112 and stride-2 shapes), 5–40 ms each.
+//!
+//! On a shared 2-core machine single medians move by up to 2× between runs;
+//! read ratios within one run, and re-run a group on a quiet machine (with
+//! a longer `--measurement-time`) before quoting a number.
 
 use std::hint::black_box;
 use std::time::Duration;
