@@ -220,8 +220,9 @@ impl<F: Float> DepthwiseConv2d<F> {
     /// As [`geometry`](Self::geometry).
     pub fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
         let g = self.geometry(dims4(x.shape()))?;
+        let algorithm = self.algorithm.resolve()?;
         let mut out = Array4::zeros((x.shape()[0], g.h.output, g.w.output, self.out_channels()));
-        self.run(x, &g, out.view_mut());
+        self.run(x, &g, out.view_mut(), algorithm);
         Ok(out)
     }
 
@@ -237,12 +238,19 @@ impl<F: Float> DepthwiseConv2d<F> {
             out.shape(),
             [x.shape()[0], g.h.output, g.w.output, self.out_channels()],
         )?;
-        self.run(x, &g, out);
+        let algorithm = self.algorithm.resolve()?;
+        self.run(x, &g, out, algorithm);
         Ok(())
     }
 
-    fn run(&self, x: ArrayView4<'_, F>, g: &ConvGeometry, mut out: ArrayViewMut4<'_, F>) {
-        if self.algorithm == Algorithm::Reference {
+    fn run(
+        &self,
+        x: ArrayView4<'_, F>,
+        g: &ConvGeometry,
+        mut out: ArrayViewMut4<'_, F>,
+        algorithm: Algorithm,
+    ) {
+        if algorithm == Algorithm::Reference {
             let y = reference::depthwise_conv2d(
                 x,
                 self.weight.view(),
@@ -279,7 +287,7 @@ impl<F: Float> DepthwiseConv2d<F> {
                 .into_shape_with_order((n * oh, ow * cm))
                 .expect("standard layout");
             for_each_row_chunk(rows, chunk_rows(n * oh, 4, 1), |r0, block| {
-                problem.rows(r0, block)
+                problem.rows(r0, block, algorithm == Algorithm::Avx2Fma)
             });
         });
     }

@@ -41,6 +41,51 @@ pub enum Algorithm {
     /// Portable code only: im2col + matrixmultiply GEMM for standard and
     /// pointwise convs, the generic direct kernel for depthwise.
     Portable,
+    /// The x86-64 AVX2+FMA kernels: the f32 GEMM with packed weights and a
+    /// fused epilogue (pointwise, 1×1 and im2col convs), and the depthwise
+    /// kernel compiled for AVX2+FMA (f32 and f64). Cases those kernels
+    /// do not take (f64, grouped convs, inputs without unit channel stride)
+    /// run the portable code. A forward returns [`Error::Unsupported`] on a
+    /// CPU without AVX2 and FMA.
+    Avx2Fma,
+}
+
+impl Algorithm {
+    /// The path a layer set to `self` runs on this CPU.
+    ///
+    /// `Auto` picks the fastest available path; the environment variable
+    /// `SEPCONV_ALGORITHM=portable` makes it pick `Portable` (to test the
+    /// portable path on a machine with SIMD, or to rule the kernels out).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for a forced path this CPU cannot run.
+    pub fn resolve(self) -> Result<Algorithm> {
+        match self {
+            Algorithm::Auto if env_forces_portable() => Ok(Algorithm::Portable),
+            Algorithm::Auto if crate::kernels::avx2_fma_available() => Ok(Algorithm::Avx2Fma),
+            Algorithm::Auto => Ok(Algorithm::Portable),
+            Algorithm::Avx2Fma if !crate::kernels::avx2_fma_available() => Err(Error::Unsupported(
+                "Algorithm::Avx2Fma was forced, but this CPU lacks AVX2 or FMA".into(),
+            )),
+            a => Ok(a),
+        }
+    }
+
+    /// Every path this CPU can run, `Auto` excluded (for tests and benchmarks).
+    pub fn available() -> Vec<Algorithm> {
+        let mut v = vec![Algorithm::Reference, Algorithm::Portable];
+        if crate::kernels::avx2_fma_available() {
+            v.push(Algorithm::Avx2Fma);
+        }
+        v
+    }
+}
+
+fn env_forces_portable() -> bool {
+    static PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PORTABLE.get_or_init(|| {
+        std::env::var("SEPCONV_ALGORITHM").is_ok_and(|v| v.eq_ignore_ascii_case("portable"))
+    })
 }
 
 /// Checks an NHWC input: no zero-sized axis, `channels` channels.

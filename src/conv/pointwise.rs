@@ -33,11 +33,13 @@ use crate::{Float, reference};
 /// # Ok::<(), sepconv::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
-pub struct PointwiseConv2d<F> {
+pub struct PointwiseConv2d<F: Float> {
     weight: Array2<F>,
     bias: Option<Array1<F>>,
     activation: Activation,
     algorithm: Algorithm,
+    /// Weight and bias packed for the fast GEMM, when this type and CPU have one.
+    packed: Option<F::Packed>,
 }
 
 impl<F: Float> PointwiseConv2d<F> {
@@ -53,9 +55,12 @@ impl<F: Float> PointwiseConv2d<F> {
             bias.as_ref().map(|b| b.len()),
             weight.ncols(),
         )?;
+        let weight = weight.as_standard_layout().into_owned();
+        let bias = contiguous(bias);
         Ok(PointwiseConv2d {
-            weight: weight.as_standard_layout().into_owned(),
-            bias: contiguous(bias),
+            packed: F::pack(weight.view(), bias.as_ref().and_then(|b| b.as_slice())),
+            weight,
+            bias,
             activation: Activation::Identity,
             algorithm: Algorithm::Auto,
         })
@@ -126,9 +131,11 @@ impl<F: Float> PointwiseConv2d<F> {
     /// not have `C_out` channels.
     pub fn fold_batch_norm(&self, bn: &BatchNorm<F>) -> Result<Self> {
         bn.check_channels("PointwiseConv2d", self.out_channels())?;
-        let mut folded = self.clone();
-        folded.bias = Some(bn.fold_into(folded.weight.view_mut(), self.bias.as_ref()));
-        Ok(folded)
+        let mut weight = self.weight.clone();
+        let bias = bn.fold_into(weight.view_mut(), self.bias.as_ref());
+        Ok(PointwiseConv2d::new(weight, Some(bias))?
+            .with_activation(self.activation)
+            .with_algorithm(self.algorithm))
     }
 
     /// Runs the layer.
@@ -137,8 +144,9 @@ impl<F: Float> PointwiseConv2d<F> {
     /// As [`output_shape`](Self::output_shape).
     pub fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
         let shape = self.output_shape(super::dims4(x.shape()))?;
+        let algorithm = self.algorithm.resolve()?;
         let mut out = Array4::zeros(shape);
-        self.run(x, out.view_mut());
+        self.run(x, out.view_mut(), algorithm);
         Ok(out)
     }
 
@@ -151,12 +159,13 @@ impl<F: Float> PointwiseConv2d<F> {
     pub fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
         let shape = self.output_shape(super::dims4(x.shape()))?;
         check_output("PointwiseConv2d output", out.shape(), shape)?;
-        self.run(x, out);
+        let algorithm = self.algorithm.resolve()?;
+        self.run(x, out, algorithm);
         Ok(())
     }
 
-    fn run(&self, x: ArrayView4<'_, F>, mut out: ArrayViewMut4<'_, F>) {
-        if self.algorithm == Algorithm::Reference {
+    fn run(&self, x: ArrayView4<'_, F>, mut out: ArrayViewMut4<'_, F>, algorithm: Algorithm) {
+        if algorithm == Algorithm::Reference {
             let y = reference::pointwise_conv2d(
                 x,
                 self.weight.view(),
@@ -172,9 +181,14 @@ impl<F: Float> PointwiseConv2d<F> {
             let rows = out
                 .into_shape_with_order((n * h * w, self.out_channels()))
                 .expect("standard layout");
+            let packed = self
+                .packed
+                .as_ref()
+                .filter(|_| algorithm == Algorithm::Avx2Fma);
             gemm_nhwc(
                 x,
                 self.weight.view(),
+                packed,
                 rows,
                 self.bias.as_ref(),
                 self.activation,
@@ -185,17 +199,24 @@ impl<F: Float> PointwiseConv2d<F> {
 
 /// `out = act(x · w + bias)` with `x` an NHWC view read as `(N·H·W) × C_in`
 /// in place, `out` the standard-layout `(N·H·W) × C_out` rows; split over
-/// threads by rows.
+/// threads by rows. With `packed` (the same weight and bias, packed) the fast
+/// kernel tries first and hands back the cases it does not take.
 pub(crate) fn gemm_nhwc<F: Float>(
     x: ArrayView4<'_, F>,
     w: ArrayView2<'_, F>,
-    out: ArrayViewMut2<'_, F>,
+    packed: Option<&F::Packed>,
+    mut out: ArrayViewMut2<'_, F>,
     bias: Option<&Array1<F>>,
     act: Activation,
 ) {
     let [n, h, wd, c] = super::dims4(x.shape());
     let m = n * h * wd;
     let merged = x.into_shape_with_order((m, c)).ok();
+    if let (Some(p), Some(x2)) = (packed, &merged)
+        && F::gemm_packed(x2.view(), p, out.view_mut(), act, true)
+    {
+        return;
+    }
     let align = if merged.is_some() { 8 } else { wd };
     for_each_row_chunk(out, chunk_rows(m, 1, align), |r0, mut oc| {
         match &merged {

@@ -44,7 +44,7 @@ use crate::norm::BatchNorm;
 /// # Ok::<(), sepconv::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
-pub struct SeparableConv2d<F> {
+pub struct SeparableConv2d<F: Float> {
     depthwise: DepthwiseConv2d<F>,
     pointwise: PointwiseConv2d<F>,
     depthwise_norm: Option<BatchNorm<F>>,
@@ -59,7 +59,7 @@ pub struct SeparableConv2d<F> {
 /// conv's; `activation` is the block's output (after the pointwise conv).
 #[derive(Clone, Debug)]
 #[must_use = "call .build()"]
-pub struct SeparableConv2dBuilder<F> {
+pub struct SeparableConv2dBuilder<F: Float> {
     depthwise_weight: Array4<F>,
     pointwise_weight: Array2<F>,
     depthwise_bias: Option<Array1<F>>,

@@ -46,20 +46,23 @@ use crate::{Float, reference};
 /// # Ok::<(), sepconv::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
-pub struct Conv2d<F> {
+pub struct Conv2d<F: Float> {
     weight: Array4<F>,
     bias: Option<Array1<F>>,
     params: ConvParams,
     groups: usize,
     activation: Activation,
     algorithm: Algorithm,
+    /// `[kh·kw·C_in, C_out]` weight and bias packed for the fast GEMM
+    /// (ungrouped convs, types and CPUs that have one).
+    packed: Option<F::Packed>,
 }
 
 /// Builds a [`Conv2d`]; see [`Conv2d::builder`]. Every setting has a default
 /// (stride 1, dilation 1, `Valid`, groups 1, no bias, identity, `Auto`).
 #[derive(Clone, Debug)]
 #[must_use = "call .build()"]
-pub struct Conv2dBuilder<F> {
+pub struct Conv2dBuilder<F: Float> {
     weight: Array4<F>,
     bias: Option<Array1<F>>,
     params: ConvParams,
@@ -112,14 +115,14 @@ impl<F: Float> Conv2dBuilder<F> {
             .ok_or(Error::Overflow("Conv2d input channels"))?;
         check_bias("Conv2d bias", self.bias.as_ref().map(|b| b.len()), cout)?;
         check_params(&self.params)?;
-        Ok(Conv2d {
-            weight: self.weight.as_standard_layout().into_owned(),
-            bias: contiguous(self.bias),
-            params: self.params,
-            groups: self.groups,
-            activation: self.activation,
-            algorithm: self.algorithm,
-        })
+        Ok(Conv2d::assemble(
+            self.weight.as_standard_layout().into_owned(),
+            contiguous(self.bias),
+            self.params,
+            self.groups,
+            self.activation,
+            self.algorithm,
+        ))
     }
 }
 
@@ -136,6 +139,36 @@ pub(crate) fn check_params(p: &ConvParams) -> Result<()> {
 }
 
 impl<F: Float> Conv2d<F> {
+    /// The layer from validated parts (standard-layout weight, contiguous bias).
+    fn assemble(
+        weight: Array4<F>,
+        bias: Option<Array1<F>>,
+        params: ConvParams,
+        groups: usize,
+        activation: Activation,
+        algorithm: Algorithm,
+    ) -> Self {
+        let cout = weight.shape()[3];
+        let packed = (groups == 1)
+            .then(|| {
+                let w2 = weight
+                    .view()
+                    .into_shape_with_order((weight.len() / cout, cout))
+                    .expect("standard layout");
+                F::pack(w2, bias.as_ref().and_then(|b| b.as_slice()))
+            })
+            .flatten();
+        Conv2d {
+            weight,
+            bias,
+            params,
+            groups,
+            activation,
+            algorithm,
+            packed,
+        }
+    }
+
     /// Starts building a conv with weight `[kh, kw, C_in / groups, C_out]`.
     pub fn builder(weight: Array4<F>) -> Conv2dBuilder<F> {
         Conv2dBuilder {
@@ -236,15 +269,21 @@ impl<F: Float> Conv2d<F> {
     /// [`Error::ChannelMismatch`] if `bn` does not have `C_out` channels.
     pub fn fold_batch_norm(&self, bn: &BatchNorm<F>) -> Result<Self> {
         bn.check_channels("Conv2d", self.out_channels())?;
-        let mut folded = self.clone();
+        let mut weight = self.weight.clone();
         let cout = self.out_channels();
-        let cols = folded
-            .weight
+        let cols = weight
             .view_mut()
             .into_shape_with_order((self.weight.len() / cout, cout))
             .expect("standard layout");
-        folded.bias = Some(bn.fold_into(cols, self.bias.as_ref()));
-        Ok(folded)
+        let bias = bn.fold_into(cols, self.bias.as_ref());
+        Ok(Conv2d::assemble(
+            weight,
+            Some(bias),
+            self.params,
+            self.groups,
+            self.activation,
+            self.algorithm,
+        ))
     }
 
     /// Runs the layer.
@@ -253,8 +292,9 @@ impl<F: Float> Conv2d<F> {
     /// As [`geometry`](Self::geometry).
     pub fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
         let g = self.geometry(dims4(x.shape()))?;
+        let algorithm = self.algorithm.resolve()?;
         let mut out = Array4::zeros((x.shape()[0], g.h.output, g.w.output, self.out_channels()));
-        self.run(x, &g, out.view_mut());
+        self.run(x, &g, out.view_mut(), algorithm);
         Ok(out)
     }
 
@@ -270,12 +310,19 @@ impl<F: Float> Conv2d<F> {
             out.shape(),
             [x.shape()[0], g.h.output, g.w.output, self.out_channels()],
         )?;
-        self.run(x, &g, out);
+        let algorithm = self.algorithm.resolve()?;
+        self.run(x, &g, out, algorithm);
         Ok(())
     }
 
-    fn run(&self, x: ArrayView4<'_, F>, g: &ConvGeometry, mut out: ArrayViewMut4<'_, F>) {
-        if self.algorithm == Algorithm::Reference {
+    fn run(
+        &self,
+        x: ArrayView4<'_, F>,
+        g: &ConvGeometry,
+        mut out: ArrayViewMut4<'_, F>,
+        algorithm: Algorithm,
+    ) {
+        if algorithm == Algorithm::Reference {
             let y = reference::conv2d(
                 x,
                 self.weight.view(),
@@ -306,10 +353,14 @@ impl<F: Float> Conv2d<F> {
                 .view()
                 .into_shape_with_order((self.weight.len() / cout, cout))
                 .expect("standard layout");
+            let packed = self
+                .packed
+                .as_ref()
+                .filter(|_| algorithm == Algorithm::Avx2Fma);
             if is_1x1 {
-                gemm_nhwc(x, w2, out2, self.bias.as_ref(), self.activation);
+                gemm_nhwc(x, w2, packed, out2, self.bias.as_ref(), self.activation);
             } else {
-                self.im2col_gemm(x, g, out2);
+                self.im2col_gemm(x, g, out2, packed);
             }
         });
     }
@@ -317,7 +368,13 @@ impl<F: Float> Conv2d<F> {
     /// im2col + GEMM over chunks of output rows: each chunk gathers its
     /// patches `[rows, kh·kw·C_in/g]` per group and multiplies them by that
     /// group's weight columns.
-    fn im2col_gemm(&self, x: ArrayView4<'_, F>, g: &ConvGeometry, out: ArrayViewMut2<'_, F>) {
+    fn im2col_gemm(
+        &self,
+        x: ArrayView4<'_, F>,
+        g: &ConvGeometry,
+        out: ArrayViewMut2<'_, F>,
+        packed: Option<&F::Packed>,
+    ) {
         let batch = x.shape()[0];
         // The patches are gathered from a contiguous copy when the view is not one.
         let x: Cow<'_, [F]> = match x.as_slice() {
@@ -356,6 +413,12 @@ impl<F: Float> Conv2d<F> {
                         }
                     }
                 }
+                // Ungrouped: the fast kernel, bias and activation fused.
+                if let Some(p) = packed
+                    && F::gemm_packed(col.view(), p, oc.view_mut(), self.activation, false)
+                {
+                    return;
+                }
                 let cols = s![.., group * cout_g..(group + 1) * cout_g];
                 F::gemm(col.view(), w2.slice(cols), F::zero(), oc.slice_mut(cols));
             }
@@ -368,20 +431,22 @@ impl<F: Float> From<&super::PointwiseConv2d<F>> for Conv2d<F> {
     /// The same 1×1 conv as a general [`Conv2d`].
     fn from(pw: &super::PointwiseConv2d<F>) -> Self {
         let (ci, co) = pw.weight().dim();
-        Conv2d {
-            weight: pw
-                .weight()
-                .to_owned()
-                .into_shape_with_order((1, 1, ci, co))
-                .expect("standard layout"),
-            bias: pw.bias().cloned(),
-            params: ConvParams {
-                padding: Padding::Valid,
-                ..ConvParams::default()
-            },
-            groups: 1,
-            activation: pw.activation(),
-            algorithm: Algorithm::Auto,
-        }
+        let weight = pw
+            .weight()
+            .to_owned()
+            .into_shape_with_order((1, 1, ci, co))
+            .expect("standard layout");
+        let params = ConvParams {
+            padding: Padding::Valid,
+            ..ConvParams::default()
+        };
+        Conv2d::assemble(
+            weight,
+            pw.bias().cloned(),
+            params,
+            1,
+            pw.activation(),
+            Algorithm::Auto,
+        )
     }
 }

@@ -2,6 +2,8 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use crate::activation::Activation;
+
 /// The element types the kernels are compiled for (f32 and f64).
 ///
 /// Sealed: it lives in a private module, so only this crate implements it.
@@ -18,11 +20,32 @@ pub trait Scalar: Copy + Send + Sync + 'static {
         beta: Self,
         c: ArrayViewMut2<'_, Self>,
     );
+
+    /// Weights packed for this type's fast GEMM (`()` where there is none).
+    type Packed: Clone + std::fmt::Debug + PartialEq + Send + Sync;
+
+    /// Packs `b` (`K × N`) and `bias` (`N`) for [`gemm_packed`](Self::gemm_packed),
+    /// or `None` when this type or CPU has no fast GEMM.
+    fn pack(b: ArrayView2<'_, Self>, bias: Option<&[Self]>) -> Option<Self::Packed>;
+
+    /// `c = act(a · b + bias)` with the fast kernel. Returns `false`, having
+    /// done nothing, for a case the kernel does not take (the caller then
+    /// runs the portable path). `parallel`: split over threads.
+    fn gemm_packed(
+        a: ArrayView2<'_, Self>,
+        b: &Self::Packed,
+        c: ArrayViewMut2<'_, Self>,
+        act: Activation,
+        parallel: bool,
+    ) -> bool;
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $gemm:path) => {
+    ($t:ty, $gemm:path, $packed:ty, { $($fast:tt)* }) => {
         impl Scalar for $t {
+            type Packed = $packed;
+            $($fast)*
+
             fn gemm(
                 a: ArrayView2<'_, $t>,
                 b: ArrayView2<'_, $t>,
@@ -74,8 +97,34 @@ macro_rules! impl_scalar {
     };
 }
 
-impl_scalar!(f32, matrixmultiply::sgemm);
-impl_scalar!(f64, matrixmultiply::dgemm);
+impl_scalar!(f32, matrixmultiply::sgemm, super::gemm_f32::PackedB, {
+    fn pack(b: ArrayView2<'_, f32>, bias: Option<&[f32]>) -> Option<Self::Packed> {
+        super::gemm_f32::available().then(|| super::gemm_f32::PackedB::new(b, bias))
+    }
+    fn gemm_packed(
+        a: ArrayView2<'_, f32>,
+        b: &Self::Packed,
+        c: ArrayViewMut2<'_, f32>,
+        act: Activation,
+        parallel: bool,
+    ) -> bool {
+        super::gemm_f32::gemm(a, b, c, act, parallel)
+    }
+});
+impl_scalar!(f64, matrixmultiply::dgemm, (), {
+    fn pack(_: ArrayView2<'_, f64>, _: Option<&[f64]>) -> Option<()> {
+        None
+    }
+    fn gemm_packed(
+        _: ArrayView2<'_, f64>,
+        _: &(),
+        _: ArrayViewMut2<'_, f64>,
+        _: Activation,
+        _: bool,
+    ) -> bool {
+        false
+    }
+});
 
 #[cfg(test)]
 mod tests {

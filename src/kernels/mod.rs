@@ -7,5 +7,7 @@
 
 pub(crate) mod depthwise;
 pub(crate) mod gemm;
+pub(crate) mod gemm_f32;
 
 pub use gemm::Scalar;
+pub(crate) use gemm_f32::available as avx2_fma_available;

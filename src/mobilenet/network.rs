@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::norm::BatchNorm;
 
 #[derive(Clone, Debug)]
-enum Layer<F> {
+enum Layer<F: Float> {
     Conv(Conv2d<F>),
     Depthwise(DepthwiseConv2d<F>),
     Pointwise(PointwiseConv2d<F>),
@@ -55,7 +55,7 @@ impl<F: Float> Layer<F> {
 /// # Ok::<(), sepconv::Error>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct MobileNet<F> {
+pub struct MobileNet<F: Float> {
     config: MobileNetConfig,
     specs: Vec<LayerSpec>,
     body: Vec<Layer<F>>,

@@ -1,0 +1,399 @@
+//! f32 GEMM with pre-packed weights and a fused bias + activation epilogue.
+//!
+//! `C = act(A · B + bias)` where `A` (`M × K`) is read in place, rows of unit
+//! column stride (an NHWC activation buffer or an im2col matrix), and `B`
+//! (`K × N`, the layer's weights) is packed once, at layer build time, into
+//! column panels of [`NR`] = 16: panel `j` holds `B[.., 16j .. 16j + 16]`
+//! row by row, zero-padded past `N`, with the bias padded the same way.
+//!
+//! The AVX2+FMA micro-kernel keeps a 6 × 16 tile of `C` in twelve ymm
+//! registers and, per step of `k`, loads two vectors of the panel, broadcasts
+//! six elements of `A` and issues twelve FMAs; the whole `K` is accumulated in
+//! registers (no `C` reloads), and the epilogue adds the bias, clamps, and
+//! stores. The driver blocks rows so a block of `A` stays in L2 while the
+//! panels stream past it, and splits work over threads by rows (and by column
+//! panels when there are few rows). Each element of `C` is computed by the
+//! same sequence of FMAs whatever the split, so results do not depend on the
+//! thread count.
+
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+
+use crate::activation::Activation;
+
+/// Columns per panel (two AVX vectors).
+pub(crate) const NR: usize = 16;
+/// Rows per micro-tile.
+pub(crate) const MR: usize = 6;
+
+/// Weights `K × N` (and an optional bias) packed for [`gemm`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    /// `ceil(N / 16)` panels of `K × 16`.
+    panels: Vec<f32>,
+    /// `ceil(N / 16) · 16` bias values, zero-padded (zeros when there is none).
+    bias: Vec<f32>,
+}
+
+impl PackedB {
+    /// Packs `b` (`K × N`, any strides) and `bias` (`N`).
+    pub(crate) fn new(b: ArrayView2<'_, f32>, bias: Option<&[f32]>) -> Self {
+        let (k, n) = b.dim();
+        let np = n.div_ceil(NR);
+        let mut panels = vec![0.0; np * k * NR];
+        for (j, panel) in panels
+            .chunks_exact_mut((k * NR).max(1))
+            .enumerate()
+            .take(np)
+        {
+            for p in 0..k {
+                for c in 0..NR.min(n - j * NR) {
+                    panel[p * NR + c] = b[[p, j * NR + c]];
+                }
+            }
+        }
+        let mut padded = vec![0.0; np * NR];
+        if let Some(bias) = bias {
+            padded[..n].copy_from_slice(bias);
+        }
+        PackedB {
+            k,
+            n,
+            panels,
+            bias: padded,
+        }
+    }
+
+    /// K × N.
+    pub(crate) fn dim(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+}
+
+/// Whether the AVX2+FMA kernel can run on this CPU (detected once).
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `c = act(a · b + bias)`.
+///
+/// Returns `false` (and does nothing) when the kernel cannot take the case:
+/// no AVX2+FMA on this CPU, `a` or `c` without unit column stride, or
+/// negative row strides. The caller then runs the portable path.
+///
+/// **Panics** if the shapes do not chain (a bug in the caller).
+pub(crate) fn gemm(
+    a: ArrayView2<'_, f32>,
+    b: &PackedB,
+    c: ArrayViewMut2<'_, f32>,
+    act: Activation,
+    parallel: bool,
+) -> bool {
+    let (m, k) = a.dim();
+    assert!(
+        k == b.k && c.dim() == (m, b.n),
+        "packed gemm shapes do not chain: {m}×{k} · {:?} → {:?}",
+        b.dim(),
+        c.dim()
+    );
+    let unit = |s: &[isize]| s[1] == 1 || s[0] == 0;
+    if !available()
+        || !(unit(a.strides()) || k <= 1)
+        || !(unit(c.strides()) || b.n <= 1)
+        || a.strides()[0] < 0
+        || c.strides()[0] < 0
+    {
+        return false;
+    }
+    if m == 0 || b.n == 0 {
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
+    run(a, b, c, act, parallel);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (act, parallel);
+    true
+}
+
+/// Rows of `A` per block: a block of `A` (`MC × K` floats) should stay in L2.
+fn block_rows(k: usize) -> usize {
+    let rows = (192 * 1024 / 4) / k.max(1);
+    (rows / MR * MR).clamp(MR, 4096 / MR * MR)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn run(
+    a: ArrayView2<'_, f32>,
+    b: &PackedB,
+    mut c: ArrayViewMut2<'_, f32>,
+    act: Activation,
+    parallel: bool,
+) {
+    let (m, n) = c.dim();
+    let panels = n.div_ceil(NR);
+    let threads = if parallel {
+        crate::parallel::threads()
+    } else {
+        1
+    };
+    // Split rows into `threads` chunks (multiples of MR); with too few rows
+    // for that, split the column panels instead.
+    let row_chunk = m.div_ceil(threads).next_multiple_of(MR);
+    let col_parts = if m < threads * 4 * MR {
+        threads.min(panels)
+    } else {
+        1
+    };
+    let col_chunk = panels.div_ceil(col_parts) * NR;
+    let mut tasks = Vec::with_capacity(threads * col_parts);
+    for (i, rows) in c.axis_chunks_iter_mut(Axis(0), row_chunk).enumerate() {
+        let mut rest = rows;
+        let mut n0 = 0;
+        while n0 < n {
+            let width = col_chunk.min(n - n0);
+            let (part, tail) = rest.split_at(Axis(1), width);
+            tasks.push((i * row_chunk, n0, part));
+            rest = tail;
+            n0 += width;
+        }
+    }
+    let task = |(m0, n0, part): (usize, usize, ArrayViewMut2<'_, f32>)| {
+        let rows = a.slice(ndarray::s![m0..m0 + part.nrows(), ..]);
+        block(rows, b, n0 / NR, part, act);
+    };
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        if tasks.len() > 1 {
+            tasks.into_par_iter().for_each(task);
+            return;
+        }
+    }
+    tasks.into_iter().for_each(task);
+}
+
+/// One task: rows `a` (`m × K`) against panels `first_panel..` into `c`
+/// (`m × width`, `width` a multiple of 16 except at the right edge of `C`).
+#[cfg(target_arch = "x86_64")]
+fn block(
+    a: ArrayView2<'_, f32>,
+    b: &PackedB,
+    first_panel: usize,
+    mut c: ArrayViewMut2<'_, f32>,
+    act: Activation,
+) {
+    let (m, width) = c.dim();
+    let k = b.k;
+    let lda = a.strides()[0].max(0) as usize;
+    let ldc = c.strides()[0].max(0) as usize;
+    let mc = block_rows(k);
+    let a_ptr = a.as_ptr();
+    let c_ptr = c.as_mut_ptr();
+    for mb in (0..m).step_by(mc) {
+        let mb_end = (mb + mc).min(m);
+        for j in 0..width.div_ceil(NR) {
+            let panel = &b.panels[(first_panel + j) * k * NR..][..k * NR];
+            let bias = &b.bias[(first_panel + j) * NR..][..NR];
+            let cols = NR.min(width - j * NR);
+            for m0 in (mb..mb_end).step_by(MR) {
+                let rows = MR.min(mb_end - m0);
+                // SAFETY: `a` is a view of m × k with row stride lda ≥ 0 and
+                // unit column stride (checked in `gemm`), so rows m0..m0+rows
+                // and columns 0..k are in bounds; `panel` holds k × 16 floats
+                // and `bias` 16; `c` is a unique view of m × width with row
+                // stride ldc and unit column stride, and the kernel writes only
+                // rows m0..m0+rows, columns j·16..j·16+cols of it. The CPU has
+                // AVX2 and FMA (`available()` was checked in `gemm`).
+                unsafe {
+                    tile_avx2(
+                        k,
+                        a_ptr.add(m0 * lda),
+                        lda,
+                        rows,
+                        panel.as_ptr(),
+                        bias.as_ptr(),
+                        c_ptr.add(m0 * ldc + j * NR),
+                        ldc,
+                        cols,
+                        act,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The 6 × 16 micro-kernel. Rows past `rows` read the last valid row (their
+/// results are discarded); columns past `cols` are computed on the zero
+/// padding of the panel and not stored.
+///
+/// # Safety
+/// AVX2 and FMA are available; `a` points at `rows` (1–6) rows of `k` floats
+/// spaced `lda` apart; `b` at `k × 16` floats; `bias` at 16 floats; `c` at
+/// `rows` rows of `cols` (1–16) writable floats spaced `ldc` apart.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_avx2(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    rows: usize,
+    b: *const f32,
+    bias: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    act: Activation,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!((1..=MR).contains(&rows) && (1..=NR).contains(&cols));
+    // SAFETY (whole body): the pointer offsets stay within the regions the
+    // caller guarantees: row r < rows (clamped), p < k, panel offsets < 16·k.
+    unsafe {
+        let row = |r: usize| a.add(r.min(rows - 1) * lda);
+        let (a0, a1, a2, a3, a4, a5) = (row(0), row(1), row(2), row(3), row(4), row(5));
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        for p in 0..k {
+            let b0 = _mm256_loadu_ps(b.add(p * NR));
+            let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+            for (r, ar) in [a0, a1, a2, a3, a4, a5].into_iter().enumerate() {
+                let av = _mm256_broadcast_ss(&*ar.add(p));
+                acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+            }
+        }
+        let bias0 = _mm256_loadu_ps(bias);
+        let bias1 = _mm256_loadu_ps(bias.add(8));
+        let zero = _mm256_setzero_ps();
+        let six = _mm256_set1_ps(6.0);
+        // max(0, x) returns x when x is NaN (the second operand), so NaN
+        // propagates as in the scalar Activation::apply.
+        let finish = |v: __m256| match act {
+            Activation::Identity => v,
+            Activation::Relu => _mm256_max_ps(zero, v),
+            Activation::Relu6 => _mm256_min_ps(six, _mm256_max_ps(zero, v)),
+        };
+        for (r, acc_r) in acc.iter().enumerate().take(rows) {
+            let v0 = finish(_mm256_add_ps(acc_r[0], bias0));
+            let v1 = finish(_mm256_add_ps(acc_r[1], bias1));
+            let dst = c.add(r * ldc);
+            if cols == NR {
+                _mm256_storeu_ps(dst, v0);
+                _mm256_storeu_ps(dst.add(8), v1);
+            } else {
+                let mut tmp = [0f32; NR];
+                _mm256_storeu_ps(tmp.as_mut_ptr(), v0);
+                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), v1);
+                std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, s};
+
+    fn naive(a: ArrayView2<f32>, b: ArrayView2<f32>, bias: &[f32]) -> Array2<f64> {
+        Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
+            bias[j] as f64
+                + (0..a.ncols())
+                    .map(|p| a[[i, p]] as f64 * b[[p, j]] as f64)
+                    .sum::<f64>()
+        })
+    }
+
+    /// Every edge: M around the 6-row tile, N around the 16-column panel, K
+    /// from 1 up, into a NaN-poisoned wider buffer whose other columns must
+    /// stay untouched.
+    #[test]
+    fn sizes_and_edges_against_naive() {
+        if !available() {
+            eprintln!("skipping: no AVX2+FMA on this CPU (the portable path is tested elsewhere)");
+            return;
+        }
+        for m in [1, 5, 6, 7, 12, 13, 50] {
+            for n in [1, 15, 16, 17, 33] {
+                for k in [1, 2, 9, 64] {
+                    let a = Array2::from_shape_fn((m, k), |(i, j)| {
+                        ((i * 7 + j * 3) % 11) as f32 / 4.0 - 1.0
+                    });
+                    let b = Array2::from_shape_fn((k, n), |(i, j)| {
+                        ((i * 5 + j * 2) % 13) as f32 / 8.0 - 0.75
+                    });
+                    let bias: Vec<f32> = (0..n).map(|j| j as f32 / 16.0 - 0.5).collect();
+                    let packed = PackedB::new(b.view(), Some(&bias));
+                    let mut big = Array2::from_elem((m, n + 3), f32::NAN);
+                    assert!(gemm(
+                        a.view(),
+                        &packed,
+                        big.slice_mut(s![.., 1..n + 1]),
+                        Activation::Identity,
+                        m % 2 == 0
+                    ));
+                    let want = naive(a.view(), b.view(), &bias);
+                    for i in 0..m {
+                        assert!(
+                            big[[i, 0]].is_nan()
+                                && big[[i, n + 1]].is_nan()
+                                && big[[i, n + 2]].is_nan()
+                        );
+                        for j in 0..n {
+                            // Dyadic inputs: exact.
+                            assert_eq!(
+                                big[[i, j + 1]] as f64,
+                                want[[i, j]],
+                                "m={m} n={n} k={k} at ({i}, {j})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn activations_and_refusals() {
+        if !available() {
+            eprintln!("skipping: no AVX2+FMA on this CPU");
+            return;
+        }
+        let a = Array2::from_shape_fn((7, 3), |(i, j)| i as f32 - j as f32 * 2.0);
+        let b = Array2::from_elem((3, 2), 1.5f32);
+        let packed = PackedB::new(b.view(), None);
+        let mut c = Array2::zeros((7, 2));
+        assert!(gemm(
+            a.view(),
+            &packed,
+            c.view_mut(),
+            Activation::Relu6,
+            true
+        ));
+        for (i, row) in c.rows().into_iter().enumerate() {
+            let v = (i as f32 * 3.0 - 6.0) * 1.5;
+            assert_eq!(row[0], v.clamp(0.0, 6.0));
+        }
+        // A column-strided A is handed back to the caller.
+        let at = a.t().as_standard_layout().into_owned();
+        assert_eq!(at.t().strides(), &[1, 7]);
+        assert!(!gemm(
+            at.t(),
+            &packed,
+            c.view_mut(),
+            Activation::Identity,
+            true
+        ));
+    }
+}
