@@ -51,3 +51,41 @@ where
         }
     }
 }
+
+/// As [`for_each_row_chunk`], over the same row chunks of two matrices with
+/// the same number of rows: `f(first_row, chunk_of_a, chunk_of_b)`.
+pub(crate) fn for_each_row_chunk_pair<T, U, Fn_>(
+    mut a: ArrayViewMut2<'_, T>,
+    mut b: ArrayViewMut2<'_, U>,
+    chunk: usize,
+    f: Fn_,
+) where
+    T: Send + Sync,
+    U: Send + Sync,
+    Fn_: Fn(usize, ArrayViewMut2<'_, T>, ArrayViewMut2<'_, U>) + Sync + Send,
+{
+    debug_assert_eq!(a.nrows(), b.nrows());
+    let chunk = chunk.max(1);
+    if a.nrows() <= chunk {
+        return f(0, a, b);
+    }
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        a.axis_chunks_iter_mut(Axis(0), chunk)
+            .into_par_iter()
+            .zip(b.axis_chunks_iter_mut(Axis(0), chunk))
+            .enumerate()
+            .for_each(|(i, (ca, cb))| f(i * chunk, ca, cb));
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        for (i, (ca, cb)) in a
+            .axis_chunks_iter_mut(Axis(0), chunk)
+            .zip(b.axis_chunks_iter_mut(Axis(0), chunk))
+            .enumerate()
+        {
+            f(i * chunk, ca, cb);
+        }
+    }
+}

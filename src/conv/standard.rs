@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use ndarray::{Array1, Array2, Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4, s};
+use ndarray::{Array1, Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4, s};
 
 use super::{
     Algorithm, bias_activation, check_bias, check_input, check_output, check_weight, contiguous,
@@ -13,7 +13,7 @@ use crate::cost::{self, Cost};
 use crate::error::{Error, Result};
 use crate::geometry::{ConvGeometry, ConvParams, Padding};
 use crate::norm::BatchNorm;
-use crate::parallel::{chunk_rows, for_each_row_chunk};
+use crate::parallel::{chunk_rows, for_each_row_chunk_pair};
 use crate::{Float, reference};
 
 /// A standard 2-D convolution (cross-correlation) with stride, dilation,
@@ -294,7 +294,7 @@ impl<F: Float> Conv2d<F> {
         let g = self.geometry(dims4(x.shape()))?;
         let algorithm = self.algorithm.resolve()?;
         let mut out = Array4::zeros((x.shape()[0], g.h.output, g.w.output, self.out_channels()));
-        self.run(x, &g, out.view_mut(), algorithm);
+        self.run(x, &g, out.view_mut(), algorithm, &mut Vec::new());
         Ok(out)
     }
 
@@ -304,6 +304,18 @@ impl<F: Float> Conv2d<F> {
     /// As [`geometry`](Self::geometry), and [`Error::ShapeMismatch`] for a
     /// wrong `out`; `out` is untouched on error.
     pub fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
+        self.forward_into_scratch(x, out, &mut Vec::new())
+    }
+
+    /// As [`forward_into`](Self::forward_into), with the im2col patch matrix
+    /// in `scratch` (grown when too small, else reused: a planned caller
+    /// allocates nothing per call).
+    pub(crate) fn forward_into_scratch(
+        &self,
+        x: ArrayView4<'_, F>,
+        out: ArrayViewMut4<'_, F>,
+        scratch: &mut Vec<F>,
+    ) -> Result<()> {
         let g = self.geometry(dims4(x.shape()))?;
         check_output(
             "Conv2d output",
@@ -311,7 +323,7 @@ impl<F: Float> Conv2d<F> {
             [x.shape()[0], g.h.output, g.w.output, self.out_channels()],
         )?;
         let algorithm = self.algorithm.resolve()?;
-        self.run(x, &g, out, algorithm);
+        self.run(x, &g, out, algorithm, scratch);
         Ok(())
     }
 
@@ -321,6 +333,7 @@ impl<F: Float> Conv2d<F> {
         g: &ConvGeometry,
         mut out: ArrayViewMut4<'_, F>,
         algorithm: Algorithm,
+        scratch: &mut Vec<F>,
     ) {
         if algorithm == Algorithm::Reference {
             let y = reference::conv2d(
@@ -360,7 +373,7 @@ impl<F: Float> Conv2d<F> {
             if is_1x1 {
                 gemm_nhwc(x, w2, packed, out2, self.bias.as_ref(), self.activation);
             } else {
-                self.im2col_gemm(x, g, out2, packed);
+                self.im2col_gemm(x, g, out2, packed, scratch);
             }
         });
     }
@@ -374,6 +387,7 @@ impl<F: Float> Conv2d<F> {
         g: &ConvGeometry,
         out: ArrayViewMut2<'_, F>,
         packed: Option<&F::Packed>,
+        scratch: &mut Vec<F>,
     ) {
         let batch = x.shape()[0];
         // The patches are gathered from a contiguous copy when the view is not one.
@@ -392,8 +406,15 @@ impl<F: Float> Conv2d<F> {
             .into_shape_with_order((k, cout))
             .expect("standard layout");
         let (ow, pixels) = (g.w.output, g.output_pixels());
-        for_each_row_chunk(out, chunk_rows(batch * pixels, 1, 8), |r0, mut oc| {
-            let mut col = Array2::<F>::zeros((oc.nrows(), k));
+        // The patch matrix [rows, kh·kw·C_in/g] lives in the caller's scratch,
+        // grown when too small and otherwise reused as it is.
+        let rows = batch * pixels;
+        if scratch.len() < rows * k {
+            scratch.resize(rows * k, F::zero());
+        }
+        let cols =
+            ArrayViewMut2::from_shape((rows, k), &mut scratch[..rows * k]).expect("sized above");
+        for_each_row_chunk_pair(out, cols, chunk_rows(rows, 1, 8), |r0, mut oc, mut col| {
             for group in 0..self.groups {
                 for (i, mut patch) in col.rows_mut().into_iter().enumerate() {
                     let patch = patch.as_slice_mut().expect("contiguous");
@@ -403,12 +424,13 @@ impl<F: Float> Conv2d<F> {
                     for ky in 0..kh {
                         let iy = g.h.input_index(oy, ky);
                         for kx in 0..kw {
-                            // Padding stays zero from the allocation: the
-                            // same positions are padding in every group.
-                            if let (Some(iy), Some(ix)) = (iy, g.w.input_index(ox, kx)) {
-                                let src = ((b * h + iy) * w + ix) * cin + group * cin_g;
-                                patch[(ky * kw + kx) * cin_g..][..cin_g]
-                                    .copy_from_slice(&x[src..src + cin_g]);
+                            let dst = &mut patch[(ky * kw + kx) * cin_g..][..cin_g];
+                            match (iy, g.w.input_index(ox, kx)) {
+                                (Some(iy), Some(ix)) => {
+                                    let src = ((b * h + iy) * w + ix) * cin + group * cin_g;
+                                    dst.copy_from_slice(&x[src..src + cin_g]);
+                                }
+                                _ => dst.fill(F::zero()), // padding
                             }
                         }
                     }

@@ -135,7 +135,7 @@ fn block_rows(k: usize) -> usize {
 fn run(
     a: ArrayView2<'_, f32>,
     b: &PackedB,
-    mut c: ArrayViewMut2<'_, f32>,
+    c: ArrayViewMut2<'_, f32>,
     act: Activation,
     parallel: bool,
 ) {
@@ -147,39 +147,41 @@ fn run(
         1
     };
     // Split rows into `threads` chunks (multiples of MR); with too few rows
-    // for that, split the column panels instead.
-    let row_chunk = m.div_ceil(threads).next_multiple_of(MR);
-    let col_parts = if m < threads * 4 * MR {
-        threads.min(panels)
+    // for that, split the column panels instead. Nothing is allocated.
+    if m < threads * 4 * MR && panels > 1 {
+        let col_chunk = panels.div_ceil(threads.min(panels)) * NR;
+        let task =
+            |(j, part): (usize, ArrayViewMut2<'_, f32>)| block(a, b, j * col_chunk / NR, part, act);
+        for_each_chunk(c, Axis(1), col_chunk, task);
     } else {
-        1
-    };
-    let col_chunk = panels.div_ceil(col_parts) * NR;
-    let mut tasks = Vec::with_capacity(threads * col_parts);
-    for (i, rows) in c.axis_chunks_iter_mut(Axis(0), row_chunk).enumerate() {
-        let mut rest = rows;
-        let mut n0 = 0;
-        while n0 < n {
-            let width = col_chunk.min(n - n0);
-            let (part, tail) = rest.split_at(Axis(1), width);
-            tasks.push((i * row_chunk, n0, part));
-            rest = tail;
-            n0 += width;
-        }
+        let row_chunk = m.div_ceil(threads).next_multiple_of(MR);
+        let task = |(i, part): (usize, ArrayViewMut2<'_, f32>)| {
+            let rows = a.slice(ndarray::s![i * row_chunk..i * row_chunk + part.nrows(), ..]);
+            block(rows, b, 0, part, act);
+        };
+        for_each_chunk(c, Axis(0), row_chunk, task);
     }
-    let task = |(m0, n0, part): (usize, usize, ArrayViewMut2<'_, f32>)| {
-        let rows = a.slice(ndarray::s![m0..m0 + part.nrows(), ..]);
-        block(rows, b, n0 / NR, part, act);
-    };
+}
+
+/// Runs `task((index, chunk))` on chunks of `c` along `axis`, in parallel
+/// with rayon when there is more than one.
+#[cfg(target_arch = "x86_64")]
+fn for_each_chunk<T>(mut c: ArrayViewMut2<'_, f32>, axis: Axis, size: usize, task: T)
+where
+    T: Fn((usize, ArrayViewMut2<'_, f32>)) + Sync + Send,
+{
     #[cfg(feature = "rayon")]
-    {
+    if c.len_of(axis) > size {
         use rayon::prelude::*;
-        if tasks.len() > 1 {
-            tasks.into_par_iter().for_each(task);
-            return;
-        }
+        c.axis_chunks_iter_mut(axis, size)
+            .into_par_iter()
+            .enumerate()
+            .for_each(task);
+        return;
     }
-    tasks.into_iter().for_each(task);
+    c.axis_chunks_iter_mut(axis, size)
+        .enumerate()
+        .for_each(task);
 }
 
 /// One task: rows `a` (`m × K`) against panels `first_panel..` into `c`

@@ -2,7 +2,12 @@
 
 use std::time::{Duration, Instant};
 
-use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, Axis, Ix1, Ix4};
+use std::sync::Mutex;
+
+use ndarray::{
+    Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut4, Axis,
+    Ix1, Ix4,
+};
 
 use super::weights::SCOPE;
 use super::{LayerKind, LayerSpec, MobileNetConfig, MobileNetWeights, Summary};
@@ -20,11 +25,24 @@ enum Layer<F: Float> {
 }
 
 impl<F: Float> Layer<F> {
-    fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
         match self {
-            Layer::Conv(l) => l.forward(x),
-            Layer::Depthwise(l) => l.forward(x),
-            Layer::Pointwise(l) => l.forward(x),
+            Layer::Conv(l) => l.output_shape(input),
+            Layer::Depthwise(l) => l.output_shape(input),
+            Layer::Pointwise(l) => l.output_shape(input),
+        }
+    }
+
+    fn forward_into(
+        &self,
+        x: ArrayView4<'_, F>,
+        out: ArrayViewMut4<'_, F>,
+        scratch: &mut Vec<F>,
+    ) -> Result<()> {
+        match self {
+            Layer::Conv(l) => l.forward_into_scratch(x, out, scratch),
+            Layer::Depthwise(l) => l.forward_into(x, out),
+            Layer::Pointwise(l) => l.forward_into(x, out),
         }
     }
 
@@ -54,12 +72,46 @@ impl<F: Float> Layer<F> {
 /// assert_eq!(logits.shape(), &[2, 10]);
 /// # Ok::<(), sepconv::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct MobileNet<F: Float> {
     config: MobileNetConfig,
     specs: Vec<LayerSpec>,
     body: Vec<Layer<F>>,
     classifier: Option<PointwiseConv2d<F>>,
+    /// Buffers planned by earlier forwards, one per concurrent caller, so a
+    /// forward after the first allocates nothing but its output.
+    workspaces: Mutex<Vec<Workspace<F>>>,
+}
+
+/// Activation buffers of one forward pass: two ping-pong buffers sized to
+/// the largest layer output, the im2col patch matrix, the pooled features.
+#[derive(Debug, Default)]
+struct Workspace<F> {
+    ping: Vec<F>,
+    pong: Vec<F>,
+    im2col: Vec<F>,
+    pooled: Vec<F>,
+}
+
+/// `buf[..len]`, growing `buf` (with zeros) only when it is too short.
+fn take<F: Float>(buf: &mut Vec<F>, len: usize) -> &mut [F] {
+    if buf.len() < len {
+        buf.resize(len, F::zero());
+    }
+    &mut buf[..len]
+}
+
+impl<F: Float> Clone for MobileNet<F> {
+    /// The same network, with its own (empty) buffers.
+    fn clone(&self) -> Self {
+        MobileNet {
+            config: self.config,
+            specs: self.specs.clone(),
+            body: self.body.clone(),
+            classifier: self.classifier.clone(),
+            workspaces: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 fn bn<F: Float>(w: &MobileNetWeights<F>, layer: &str, c: usize, eps: F) -> Result<BatchNorm<F>> {
@@ -167,6 +219,7 @@ impl<F: Float> MobileNet<F> {
             specs,
             body,
             classifier,
+            workspaces: Mutex::new(Vec::new()),
         })
     }
 
@@ -254,49 +307,94 @@ impl<F: Float> MobileNet<F> {
                 x.shape(),
             ));
         }
-        let mut cur: Option<Array4<F>> = None;
+        // A workspace of an earlier forward (or a new one): its buffers grow
+        // to this batch's sizes once and are reused as they are after that.
+        let mut ws = self
+            .workspaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        let result = self.run_in(&mut ws, x, &mut on_layer);
+        self.workspaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ws);
+        result
+    }
+
+    fn run_in(
+        &self,
+        ws: &mut Workspace<F>,
+        x: ArrayView4<'_, F>,
+        on_layer: &mut impl FnMut(usize, Duration),
+    ) -> Result<Array2<F>> {
+        let Workspace {
+            ping,
+            pong,
+            im2col,
+            pooled,
+        } = ws;
+        let (mut src, mut dst) = (ping, pong);
+        let mut shape = crate::conv::dims4(x.shape());
         for (i, layer) in self.body.iter().enumerate() {
             let t = Instant::now();
-            let next = layer.forward(cur.as_ref().map_or(x, |a| a.view()))?;
+            let out_shape = layer.output_shape(shape)?;
+            let len = out_shape.iter().product();
+            let out =
+                ArrayViewMut4::from_shape(out_shape, take(dst, len)).expect("sized to the shape");
+            if i == 0 {
+                layer.forward_into(x, out, im2col)?;
+            } else {
+                let input = ArrayView4::from_shape(shape, &src[..shape.iter().product()])
+                    .expect("written by the layer before");
+                layer.forward_into(input, out, im2col)?;
+            }
             on_layer(i, t.elapsed());
-            cur = Some(next);
+            std::mem::swap(&mut src, &mut dst);
+            shape = out_shape;
         }
         let t = Instant::now();
-        let features = global_average_pool(cur.as_ref().expect("the body has layers").view());
+        let (n, c) = (shape[0], shape[3]);
+        let last = ArrayView4::from_shape(shape, &src[..shape.iter().product()])
+            .expect("written by the last layer");
         let Some(fc) = &self.classifier else {
+            let mut features = Array2::zeros((n, c));
+            global_average_pool(last, features.view_mut());
             return Ok(features);
         };
-        let (n, c) = features.dim();
-        let logits = fc.forward(
-            features
-                .into_shape_with_order((n, 1, 1, c))
-                .expect("contiguous")
-                .view(),
-        )?;
+        let mut features = ArrayViewMut2::from_shape((n, c), take(pooled, n * c)).expect("sized");
+        global_average_pool(last, features.view_mut());
         let classes = fc.out_channels();
+        let mut logits = Array2::zeros((n, classes));
+        let features = features
+            .view()
+            .into_shape_with_order((n, 1, 1, c))
+            .expect("contiguous");
+        fc.forward_into(
+            features,
+            logits
+                .view_mut()
+                .into_shape_with_order((n, 1, 1, classes))
+                .expect("contiguous"),
+        )?;
         on_layer(self.body.len(), t.elapsed());
-        Ok(logits
-            .into_shape_with_order((n, classes))
-            .expect("contiguous"))
+        Ok(logits)
     }
 }
 
-/// Mean over rows and columns: `[N, H, W, C]` → `[N, C]`.
-fn global_average_pool<F: Float>(x: ArrayView4<'_, F>) -> Array2<F> {
-    let (n, h, w, c) = x.dim();
-    let mut out = Array2::zeros((n, c));
-    for (b, mut o) in out.outer_iter_mut().enumerate() {
-        for px in x
-            .index_axis(Axis(0), b)
-            .to_shape((h * w, c))
-            .expect("contiguous or copied")
-            .rows()
-        {
-            o += &px;
+/// Mean over rows and columns: `[N, H, W, C]` → `[N, C]`, into `out`.
+fn global_average_pool<F: Float>(x: ArrayView4<'_, F>, mut out: ArrayViewMut2<'_, F>) {
+    let (_, h, w, _) = x.dim();
+    out.fill(F::zero());
+    for (image, mut o) in x.outer_iter().zip(out.outer_iter_mut()) {
+        for row in image.outer_iter() {
+            for px in row.outer_iter() {
+                o += &px;
+            }
         }
         o /= F::from_f64_lossy((h * w) as f64);
     }
-    out
 }
 
 /// Softmax over the last axis, computed stably (max subtracted).
