@@ -55,12 +55,14 @@
 //! # Budget
 //!
 //! 10 samples (flat sampling), 1 s warm-up and 3 s measurement per benchmark:
-//! 9 × ~4 s plus analysis, under a minute on the 2-core development machine
-//! when nothing else runs. The slowest benchmarks (`full-conv/1.0-224`, about
-//! 4.9 G mult-adds, and `batch8`, 4.5 G) take a few hundred ms per iteration,
-//! so their 10 samples may stretch the measurement past 3 s (criterion says
-//! so); they are still 10 samples. On a shared machine, single medians move
-//! by up to 2× between runs: compare within one run.
+//! 9 × ~4 s plus analysis. Measured on the 2-core development machine,
+//! already compiled, while another engineer's two `rustc` processes held
+//! both cores: 1 min 03 s (`time cargo bench --bench mobilenet`). The slowest
+//! benchmarks (`full-conv/1.0-224`, about 4.9 G mult-adds, and `batch8`,
+//! 4.5 G) take 250–300 ms per iteration, so their 10 samples may stretch the
+//! measurement past 3 s (criterion says so); they are still 10 samples. On a
+//! shared machine, single medians move by up to 2× between runs: compare
+//! within one run.
 
 use std::hint::black_box;
 use std::time::Duration;
