@@ -102,14 +102,9 @@ fn run() -> Result<(), String> {
     }
     for (name, x) in &inputs {
         let logits = net.forward(x.view()).map_err(|e| format!("{name}: {e}"))?;
-        let times = (0..args.runs)
-            .map(|_| {
-                let t = Instant::now();
-                let _ = net.forward(x.view());
-                t.elapsed()
-            })
-            .collect();
-        let ms = support::median_ms(times);
+        let ms = support::time_median_ms(args.runs, || {
+            let _ = net.forward(x.view());
+        });
         let probs = softmax(logits.view());
         let top5 = top_k(probs.row(0), 5);
         if args.json {

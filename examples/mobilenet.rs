@@ -9,8 +9,6 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::time::Instant;
-
 use ndarray::Array4;
 use sepconv::Activation;
 use sepconv::mobilenet::{MobileNet, MobileNetConfig, Variant};
@@ -89,14 +87,9 @@ fn run() -> Result<(), String> {
         (((n * 7 + y * 3 + x * 5 + c) % 17) as f32 / 8.0) - 1.0
     });
     net.forward(x.view()).map_err(|e| e.to_string())?; // warm-up
-    let times = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            let _ = net.forward(x.view());
-            t.elapsed()
-        })
-        .collect();
-    let ms = support::median_ms(times);
+    let ms = support::time_median_ms(runs, || {
+        let _ = net.forward(x.view());
+    });
     let gmacs = summary.total.mult_adds as f64 * batch as f64 / (ms * 1e6);
     if json {
         let layers: Vec<_> = summary

@@ -130,6 +130,19 @@ pub fn read_npy_f32(path: &Path) -> Result<ndarray::Array4<f32>, String> {
     ndarray::Array4::from_shape_vec((n, h, w, c), values).map_err(|e| err(&e.to_string()))
 }
 
+/// Runs `f` `runs` times and returns the median wall time in milliseconds.
+pub fn time_median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    median_ms(
+        (0..runs)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
 /// Median of a sample of durations, in milliseconds.
 pub fn median_ms(mut times: Vec<std::time::Duration>) -> f64 {
     times.sort();
