@@ -125,10 +125,14 @@ pub(crate) fn gemm(
     true
 }
 
-/// Rows of `A` per block: a block of `A` (`MC × K` floats) should stay in L2.
-fn block_rows(k: usize) -> usize {
-    let rows = (192 * 1024 / 4) / k.max(1);
-    (rows / MR * MR).clamp(MR, 4096 / MR * MR)
+/// Rows of `A` per block, for `m` rows of `k`: a block of `A` (`MC × K`
+/// floats) should stay in L2 while the panels stream past it, and blocks are
+/// balanced (49 rows of K = 1024 are one block, not 48 + 1: each block
+/// streams all of `B` once).
+fn block_rows(m: usize, k: usize) -> usize {
+    let most = ((256 * 1024 / 4) / k.max(1)).max(MR);
+    let blocks = m.div_ceil(most).max(1);
+    m.div_ceil(blocks).next_multiple_of(MR)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -198,7 +202,7 @@ fn block(
     let k = b.k;
     let lda = a.strides()[0].max(0) as usize;
     let ldc = c.strides()[0].max(0) as usize;
-    let mc = block_rows(k);
+    let mc = block_rows(m, k);
     let a_ptr = a.as_ptr();
     let c_ptr = c.as_mut_ptr();
     for mb in (0..m).step_by(mc) {
@@ -363,6 +367,32 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// K large enough that rows split into several balanced L2 blocks.
+    #[test]
+    fn several_row_blocks() {
+        if !available() {
+            eprintln!("skipping: no AVX2+FMA on this CPU");
+            return;
+        }
+        let (m, k, n) = (130, 1100, 20);
+        assert!(block_rows(m, k) < m, "the case must span several blocks");
+        let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 4.0 - 1.0);
+        let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 2) % 13) as f32 / 8.0 - 0.75);
+        let packed = PackedB::new(b.view(), None);
+        let mut c = Array2::from_elem((m, n), f32::NAN);
+        assert!(gemm(
+            a.view(),
+            &packed,
+            c.view_mut(),
+            Activation::Identity,
+            true
+        ));
+        let want = naive(a.view(), b.view(), &[0.0; 20]);
+        for ((i, j), &v) in c.indexed_iter() {
+            assert_eq!(v as f64, want[[i, j]], "({i}, {j})"); // multiples of 1/32 below 2^19: exact
         }
     }
 
