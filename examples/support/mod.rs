@@ -1,5 +1,6 @@
-//! Shared by the `classify` example and the pretrained golden test: fetching
-//! the assets, decoding photos, class names, loading the TF-slim model.
+//! Shared by the examples and the pretrained golden test: fetching the
+//! assets, decoding photos, class names, loading the TF-slim model, `.npy`
+//! reading and writing, medians.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -153,4 +154,34 @@ pub fn median_ms(mut times: Vec<std::time::Duration>) -> f64 {
         (times[n / 2 - 1] + times[n / 2]).as_secs_f64() / 2.0
     };
     mid * 1e3
+}
+
+/// Writes `array` as a little-endian float32 `.npy` file (format 1.0, C
+/// order, in the array's logical order whatever its memory layout).
+pub fn write_npy_f32<S, D>(path: &Path, array: &ndarray::ArrayBase<S, D>) -> Result<(), String>
+where
+    S: ndarray::Data<Elem = f32>,
+    D: ndarray::Dimension,
+{
+    let dims: Vec<String> = array.shape().iter().map(usize::to_string).collect();
+    let shape = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    // Magic (6) + version (2) + length (2) + header, padded with spaces and
+    // ended by a newline to a multiple of 64 bytes, as numpy writes it.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let header_len = u16::try_from(header.len())
+        .map_err(|_| format!("{}: .npy header too long", path.display()))?;
+    let mut bytes = Vec::with_capacity(10 + header.len() + array.len() * 4);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&header_len.to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for &v in array.iter() {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
