@@ -125,12 +125,24 @@ pub(crate) fn gemm(
     true
 }
 
-/// Rows of `A` per block, for `m` rows of `k`: a block of `A` (`MC × K`
-/// floats) should stay in L2 while the panels stream past it, and blocks are
-/// balanced (49 rows of K = 1024 are one block, not 48 + 1: each block
-/// streams all of `B` once).
-fn block_rows(m: usize, k: usize) -> usize {
-    let most = ((256 * 1024 / 4) / k.max(1)).max(MR);
+/// The depth blocks of `K`: all of it up to 768, else equal blocks of at
+/// most 512, so that a block of a panel (`kc × 16` floats) stays in L1 and a
+/// block of `A` fits L2 with enough rows to reuse each panel. The split
+/// depends on `K` only, never on threads.
+fn depth_block(k: usize) -> usize {
+    if k <= 768 {
+        k.max(1)
+    } else {
+        k.div_ceil(k.div_ceil(512))
+    }
+}
+
+/// Rows of `A` per block, for `m` rows of depth `kc`: a block of `A`
+/// (`MC × kc` floats) should stay in L2 while the panels stream past it, and
+/// blocks are balanced (49 rows of K = 1024 are one block, not 48 + 1: each
+/// block streams all of `B` once).
+fn block_rows(m: usize, kc: usize) -> usize {
+    let most = ((256 * 1024 / 4) / kc.max(1)).max(MR);
     let blocks = m.div_ceil(most).max(1);
     m.div_ceil(blocks).next_multiple_of(MR)
 }
@@ -202,41 +214,59 @@ fn block(
     let k = b.k;
     let lda = a.strides()[0].max(0) as usize;
     let ldc = c.strides()[0].max(0) as usize;
-    let mc = block_rows(m, k);
+    let kc = depth_block(k);
+    let mc = block_rows(m, kc);
     let a_ptr = a.as_ptr();
     let c_ptr = c.as_mut_ptr();
-    for mb in (0..m).step_by(mc) {
-        let mb_end = (mb + mc).min(m);
-        for j in 0..width.div_ceil(NR) {
-            let panel = &b.panels[(first_panel + j) * k * NR..][..k * NR];
-            let bias = &b.bias[(first_panel + j) * NR..][..NR];
-            let cols = NR.min(width - j * NR);
-            for m0 in (mb..mb_end).step_by(MR) {
-                let rows = MR.min(mb_end - m0);
-                // SAFETY: `a` is a view of m × k with row stride lda ≥ 0 and
-                // unit column stride (checked in `gemm`), so rows m0..m0+rows
-                // and columns 0..k are in bounds; `panel` holds k × 16 floats
-                // and `bias` 16; `c` is a unique view of m × width with row
-                // stride ldc and unit column stride, and the kernel writes only
-                // rows m0..m0+rows, columns j·16..j·16+cols of it. The CPU has
-                // AVX2 and FMA (`available()` was checked in `gemm`).
-                unsafe {
-                    tile_avx2(
-                        k,
-                        a_ptr.add(m0 * lda),
-                        lda,
-                        rows,
-                        panel.as_ptr(),
-                        bias.as_ptr(),
-                        c_ptr.add(m0 * ldc + j * NR),
-                        ldc,
-                        cols,
-                        act,
-                    );
+    for p0 in (0..k).step_by(kc) {
+        let depth = kc.min(k - p0);
+        // The first depth block starts from zero, later ones add to C; the
+        // last one adds the bias and applies the activation.
+        let (first, last) = (p0 == 0, p0 + depth == k);
+        for mb in (0..m).step_by(mc) {
+            let mb_end = (mb + mc).min(m);
+            for j in 0..width.div_ceil(NR) {
+                let panel = &b.panels[(first_panel + j) * k * NR + p0 * NR..][..depth * NR];
+                let bias = &b.bias[(first_panel + j) * NR..][..NR];
+                let cols = NR.min(width - j * NR);
+                for m0 in (mb..mb_end).step_by(MR) {
+                    let rows = MR.min(mb_end - m0);
+                    // SAFETY: `a` is a view of m × k with row stride lda ≥ 0
+                    // and unit column stride (checked in `gemm`), so rows
+                    // m0..m0+rows and columns p0..p0+depth are in bounds;
+                    // `panel` holds depth × 16 floats and `bias` 16; `c` is a
+                    // unique view of m × width with row stride ldc and unit
+                    // column stride, and the kernel reads (when not `first`)
+                    // and writes only rows m0..m0+rows, columns
+                    // j·16..j·16+cols of it. The CPU has AVX2 and FMA
+                    // (`available()` was checked in `gemm`).
+                    unsafe {
+                        tile_avx2(
+                            depth,
+                            a_ptr.add(m0 * lda + p0),
+                            lda,
+                            rows,
+                            panel.as_ptr(),
+                            bias.as_ptr(),
+                            c_ptr.add(m0 * ldc + j * NR),
+                            ldc,
+                            cols,
+                            Step { first, last, act },
+                        );
+                    }
                 }
             }
         }
     }
+}
+
+/// Where a depth block stands in the sum, and the epilogue of the last.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Step {
+    first: bool,
+    last: bool,
+    act: Activation,
 }
 
 /// The 6 × 16 micro-kernel. Rows past `rows` read the last valid row (their
@@ -246,7 +276,8 @@ fn block(
 /// # Safety
 /// AVX2 and FMA are available; `a` points at `rows` (1–6) rows of `k` floats
 /// spaced `lda` apart; `b` at `k × 16` floats; `bias` at 16 floats; `c` at
-/// `rows` rows of `cols` (1–16) writable floats spaced `ldc` apart.
+/// `rows` rows of `cols` (1–16) writable floats spaced `ldc` apart, which
+/// hold the partial sums of the earlier depth blocks unless `step.first`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -260,7 +291,7 @@ unsafe fn tile_avx2(
     c: *mut f32,
     ldc: usize,
     cols: usize,
-    act: Activation,
+    step: Step,
 ) {
     use std::arch::x86_64::*;
     debug_assert!((1..=MR).contains(&rows) && (1..=NR).contains(&cols));
@@ -269,7 +300,22 @@ unsafe fn tile_avx2(
     unsafe {
         let row = |r: usize| a.add(r.min(rows - 1) * lda);
         let (a0, a1, a2, a3, a4, a5) = (row(0), row(1), row(2), row(3), row(4), row(5));
+        // Later depth blocks start from what the earlier ones stored.
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        if !step.first {
+            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
+                let src = c.add(r * ldc);
+                if cols == NR {
+                    acc_r[0] = _mm256_loadu_ps(src);
+                    acc_r[1] = _mm256_loadu_ps(src.add(8));
+                } else {
+                    let mut tmp = [0f32; NR];
+                    std::ptr::copy_nonoverlapping(src, tmp.as_mut_ptr(), cols);
+                    acc_r[0] = _mm256_loadu_ps(tmp.as_ptr());
+                    acc_r[1] = _mm256_loadu_ps(tmp.as_ptr().add(8));
+                }
+            }
+        }
         for p in 0..k {
             let b0 = _mm256_loadu_ps(b.add(p * NR));
             let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
@@ -279,20 +325,34 @@ unsafe fn tile_avx2(
                 acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
             }
         }
-        let bias0 = _mm256_loadu_ps(bias);
-        let bias1 = _mm256_loadu_ps(bias.add(8));
         let zero = _mm256_setzero_ps();
+        let (bias0, bias1) = if step.last {
+            (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)))
+        } else {
+            (zero, zero)
+        };
         let six = _mm256_set1_ps(6.0);
         // max(0, x) returns x when x is NaN (the second operand), so NaN
         // propagates as in the scalar Activation::apply.
+        let act = if step.last {
+            step.act
+        } else {
+            Activation::Identity
+        };
         let finish = |v: __m256| match act {
             Activation::Identity => v,
             Activation::Relu => _mm256_max_ps(zero, v),
             Activation::Relu6 => _mm256_min_ps(six, _mm256_max_ps(zero, v)),
         };
         for (r, acc_r) in acc.iter().enumerate().take(rows) {
-            let v0 = finish(_mm256_add_ps(acc_r[0], bias0));
-            let v1 = finish(_mm256_add_ps(acc_r[1], bias1));
+            let (v0, v1) = if step.last {
+                (
+                    finish(_mm256_add_ps(acc_r[0], bias0)),
+                    finish(_mm256_add_ps(acc_r[1], bias1)),
+                )
+            } else {
+                (acc_r[0], acc_r[1])
+            };
             let dst = c.add(r * ldc);
             if cols == NR {
                 _mm256_storeu_ps(dst, v0);
@@ -370,15 +430,19 @@ mod tests {
         }
     }
 
-    /// K large enough that rows split into several balanced L2 blocks.
+    /// K large enough to split into depth blocks and rows into several L2 blocks.
     #[test]
     fn several_row_blocks() {
         if !available() {
             eprintln!("skipping: no AVX2+FMA on this CPU");
             return;
         }
-        let (m, k, n) = (130, 1100, 20);
-        assert!(block_rows(m, k) < m, "the case must span several blocks");
+        let (m, k, n) = (400, 1100, 20);
+        assert!(
+            block_rows(m, depth_block(k)) < m,
+            "the case must span several row blocks"
+        );
+        assert!(depth_block(k) < k, "and several depth blocks");
         let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 4.0 - 1.0);
         let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 2) % 13) as f32 / 8.0 - 0.75);
         let packed = PackedB::new(b.view(), None);
