@@ -26,7 +26,7 @@ usage: cargo run --release --example mobilenet -- [OPTIONS]
   --depth-multiplier M depthwise channel multiplier (default 1)
   --relu               plain ReLU (as the paper's text) instead of ReLU6
   --batch N            images per forward (default 1)
-  --threads T          rayon threads (default: all cores)
+  --threads T          rayon threads (default 0: all cores)
   --runs N             timed forward passes after one warm-up (default 10)
   --seed S             weight seed (default 0)
   --markdown           print the table as markdown
@@ -75,12 +75,23 @@ fn run() -> Result<(), String> {
     if batch == 0 || runs == 0 {
         return Err("--batch and --runs must be ≥ 1".into());
     }
-    if threads > 0 {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(|e| e.to_string())?;
-    }
+    // Run inside the pool (not from the main thread into it), so the
+    // forward's parallel sections start on a worker instead of hopping cores.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| e.to_string())?;
+    pool.install(|| report(config, batch, runs, seed, json, markdown))
+}
+
+fn report(
+    config: MobileNetConfig,
+    batch: usize,
+    runs: usize,
+    seed: u64,
+    json: bool,
+    markdown: bool,
+) -> Result<(), String> {
     let net = MobileNet::<f32>::seeded(&config, seed).map_err(|e| e.to_string())?;
     let summary = net.summary();
     let x = Array4::<f32>::from_shape_fn(net.input_shape(batch), |(n, y, x, c)| {

@@ -283,7 +283,7 @@ impl<F: Float> MobileNet<F> {
     fn run(
         &self,
         x: ArrayView4<'_, F>,
-        mut on_layer: impl FnMut(usize, Duration),
+        mut on_layer: impl FnMut(usize, Duration) + Send,
     ) -> Result<Array2<F>> {
         let [n, h, w, c] = crate::conv::dims4(x.shape());
         let r = self.config.resolution;
@@ -307,6 +307,21 @@ impl<F: Float> MobileNet<F> {
                 x.shape(),
             ));
         }
+        // Called from outside the thread pool: run the whole forward on a pool
+        // thread, so that each parallel section starts there instead of
+        // handing work from this thread to another core and back.
+        #[cfg(feature = "rayon")]
+        if rayon::current_thread_index().is_none() {
+            return rayon::scope(|_| self.run_pooled(x, &mut on_layer));
+        }
+        self.run_pooled(x, &mut on_layer)
+    }
+
+    fn run_pooled(
+        &self,
+        x: ArrayView4<'_, F>,
+        on_layer: &mut (impl FnMut(usize, Duration) + Send),
+    ) -> Result<Array2<F>> {
         // A workspace of an earlier forward (or a new one): its buffers grow
         // to this batch's sizes once and are reused as they are after that.
         let mut ws = self
@@ -315,7 +330,7 @@ impl<F: Float> MobileNet<F> {
             .unwrap_or_else(|e| e.into_inner())
             .pop()
             .unwrap_or_default();
-        let result = self.run_in(&mut ws, x, &mut on_layer);
+        let result = self.run_in(&mut ws, x, on_layer);
         self.workspaces
             .lock()
             .unwrap_or_else(|e| e.into_inner())
