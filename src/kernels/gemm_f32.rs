@@ -106,7 +106,9 @@ pub(crate) fn gemm(
         b.dim(),
         c.dim()
     );
-    let unit = |s: &[isize]| s[1] == 1 || s[0] == 0;
+    // Rows are read (and written) as contiguous runs: unit column stride,
+    // except where there is a single column.
+    let unit = |s: &[isize]| s[1] == 1;
     if !available()
         || !(unit(a.strides()) || k <= 1)
         || !(unit(c.strides()) || b.n <= 1)
