@@ -533,3 +533,25 @@ fn seeded_weights_are_deterministic() {
     let he = (2.0f64 / 8.0).sqrt(); // fan-in 1·1·8
     assert!((std / he - 1.0).abs() < 0.3, "He-normal std {std} vs {he}");
 }
+
+/// A batch gives each image's logits bit for bit: with 5 images at 1.0-128
+/// the early 64×64 layers run image by image and the later ones batched.
+#[test]
+fn a_batch_equals_its_images_one_by_one() {
+    let config = m().with_resolution(128).with_classes(10);
+    let net = MobileNet::<f32>::seeded(&config, 3).unwrap();
+    let x = common::array::<f32, _>((5, 128, 128, 3), 8, false);
+    let batched = net.forward(x.view()).unwrap();
+    for b in 0..5 {
+        let one = net
+            .forward(x.slice(ndarray::s![b..b + 1, .., .., ..]))
+            .unwrap();
+        assert_eq!(one.row(0), batched.row(b), "image {b}");
+    }
+    let (_, times) = net.forward_profiled(x.view()).unwrap();
+    assert_eq!(
+        times.len(),
+        net.layers().len(),
+        "one time per layer, summed over images"
+    );
+}

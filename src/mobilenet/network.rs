@@ -91,7 +91,15 @@ struct Workspace<F> {
     pong: Vec<F>,
     im2col: Vec<F>,
     pooled: Vec<F>,
+    /// The whole batch's activations where the network switches from
+    /// image-by-image to batched layers.
+    stage: Vec<F>,
 }
+
+/// Activations (floats) a batch may hold per layer and still run batched:
+/// larger early layers run image by image, so that a layer's input and
+/// output stay in cache instead of streaming tens of megabytes.
+const BATCH_BUDGET: usize = 1 << 20;
 
 /// `buf[..len]`, growing `buf` (with zeros) only when it is too short.
 fn take<F: Float>(buf: &mut Vec<F>, len: usize) -> &mut [F] {
@@ -275,8 +283,8 @@ impl<F: Float> MobileNet<F> {
     /// # Errors
     /// As [`forward`](Self::forward).
     pub fn forward_profiled(&self, x: ArrayView4<'_, F>) -> Result<(Array2<F>, Vec<Duration>)> {
-        let mut times = Vec::with_capacity(self.specs.len());
-        let y = self.run(x, |_, t| times.push(t))?;
+        let mut times = vec![Duration::ZERO; self.specs.len()];
+        let y = self.run(x, |i, t| times[i] += t)?;
         Ok((y, times))
     }
 
@@ -338,6 +346,52 @@ impl<F: Float> MobileNet<F> {
         result
     }
 
+    /// The first body layer from which the whole batch runs at once: every
+    /// later layer's input and output, for `n` images, fit [`BATCH_BUDGET`].
+    fn batched_from(&self, n: usize) -> usize {
+        if n <= 1 {
+            return 0;
+        }
+        let size = |s: [usize; 3]| s.iter().product::<usize>().saturating_mul(n);
+        let body = &self.specs[..self.body.len()];
+        body.iter()
+            .rposition(|s| size(s.input).max(size(s.output)) > BATCH_BUDGET)
+            .map_or(0, |i| i + 1)
+    }
+
+    /// Runs body layers `layers` on `x`, ping-ponging between `src` and
+    /// `dst`; the result ends in `src`, its shape is returned.
+    fn run_layers<'b>(
+        &self,
+        layers: std::ops::Range<usize>,
+        x: ArrayView4<'_, F>,
+        (src, dst): (&mut &'b mut Vec<F>, &mut &'b mut Vec<F>),
+        im2col: &mut Vec<F>,
+        on_layer: &mut impl FnMut(usize, Duration),
+    ) -> Result<[usize; 4]> {
+        let mut shape = crate::conv::dims4(x.shape());
+        let first = layers.start;
+        for i in layers {
+            let t = Instant::now();
+            let layer = &self.body[i];
+            let out_shape = layer.output_shape(shape)?;
+            let len = out_shape.iter().product();
+            let out =
+                ArrayViewMut4::from_shape(out_shape, take(dst, len)).expect("sized to the shape");
+            if i == first {
+                layer.forward_into(x, out, im2col)?;
+            } else {
+                let input = ArrayView4::from_shape(shape, &src[..shape.iter().product()])
+                    .expect("written by the layer before");
+                layer.forward_into(input, out, im2col)?;
+            }
+            on_layer(i, t.elapsed());
+            std::mem::swap(src, dst);
+            shape = out_shape;
+        }
+        Ok(shape)
+    }
+
     fn run_in(
         &self,
         ws: &mut Workspace<F>,
@@ -349,26 +403,43 @@ impl<F: Float> MobileNet<F> {
             pong,
             im2col,
             pooled,
+            stage,
         } = ws;
         let (mut src, mut dst) = (ping, pong);
-        let mut shape = crate::conv::dims4(x.shape());
-        for (i, layer) in self.body.iter().enumerate() {
-            let t = Instant::now();
-            let out_shape = layer.output_shape(shape)?;
-            let len = out_shape.iter().product();
-            let out =
-                ArrayViewMut4::from_shape(out_shape, take(dst, len)).expect("sized to the shape");
-            if i == 0 {
-                layer.forward_into(x, out, im2col)?;
-            } else {
-                let input = ArrayView4::from_shape(shape, &src[..shape.iter().product()])
-                    .expect("written by the layer before");
-                layer.forward_into(input, out, im2col)?;
+        let n = x.shape()[0];
+        // Large early layers image by image into `stage`, then the batch.
+        let split = self.batched_from(n);
+        let (input, from) = if split == 0 {
+            (x, 0)
+        } else {
+            let mut staged = 0;
+            let mut staged_shape = [0; 4];
+            for b in 0..n {
+                let image = x.slice(ndarray::s![b..b + 1, .., .., ..]);
+                let shape =
+                    self.run_layers(0..split, image, (&mut src, &mut dst), im2col, on_layer)?;
+                let len = shape.iter().product::<usize>();
+                take(stage, n * len)[b * len..(b + 1) * len].copy_from_slice(&src[..len]);
+                (staged, staged_shape) = (n * len, [n, shape[1], shape[2], shape[3]]);
             }
-            on_layer(i, t.elapsed());
-            std::mem::swap(&mut src, &mut dst);
-            shape = out_shape;
-        }
+            let staged =
+                ArrayView4::from_shape(staged_shape, &stage[..staged]).expect("filled above");
+            (staged, split)
+        };
+        let staged_shape = crate::conv::dims4(input.shape());
+        let shape = if from < self.body.len() {
+            self.run_layers(
+                from..self.body.len(),
+                input,
+                (&mut src, &mut dst),
+                im2col,
+                on_layer,
+            )?
+        } else {
+            // Every layer ran image by image: the result is in `stage`.
+            std::mem::swap(src, stage);
+            staged_shape
+        };
         let t = Instant::now();
         let (n, c) = (shape[0], shape[3]);
         let last = ArrayView4::from_shape(shape, &src[..shape.iter().product()])
