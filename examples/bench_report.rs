@@ -107,30 +107,23 @@ impl Default for Options {
 
 /// `Ok(None)` for `--help`.
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, String> {
-    fn value<T: std::str::FromStr>(
-        it: &mut impl Iterator<Item = String>,
-        flag: &str,
-    ) -> Result<T, String> {
-        let v = it.next().ok_or(format!("{flag} needs a value"))?;
-        v.parse().map_err(|_| format!("{flag}: cannot parse {v:?}"))
-    }
     let mut o = Options::default();
     let (mut runs, mut quick) = (None, false);
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--threads" => o.threads = value(&mut it, &arg)?,
-            "--runs" => runs = Some(value(&mut it, &arg)?),
+            "--threads" => o.threads = support::flag_value(&mut it, &arg)?,
+            "--runs" => runs = Some(support::flag_value(&mut it, &arg)?),
             "--quick" => quick = true,
-            "--only" => match value::<String>(&mut it, &arg)?.as_str() {
+            "--only" => match support::flag_value::<String>(&mut it, &arg)?.as_str() {
                 "layers" => o.networks = false,
                 "networks" => o.layers = false,
                 s => return Err(format!("--only: expected layers or networks, got {s:?}")),
             },
             "--json" => o.json = true,
-            "--json-out" => o.json_out = Some(value(&mut it, &arg)?),
-            "--svg" => o.svg = Some(value(&mut it, &arg)?),
+            "--json-out" => o.json_out = Some(support::flag_value(&mut it, &arg)?),
+            "--svg" => o.svg = Some(support::flag_value(&mut it, &arg)?),
             "--no-svg" => o.svg = None,
             s => return Err(format!("unknown argument {s}; see --help")),
         }

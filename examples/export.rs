@@ -62,14 +62,6 @@ struct Args {
     seed: u64,
 }
 
-fn value<T: std::str::FromStr>(
-    it: &mut impl Iterator<Item = String>,
-    flag: &str,
-) -> Result<T, String> {
-    let v = it.next().ok_or(format!("{flag} needs a value"))?;
-    v.parse().map_err(|_| format!("{flag}: cannot parse {v:?}"))
-}
-
 /// `A-R`, e.g. `0.25-128`, as a configuration.
 fn parse_model(s: &str) -> Result<MobileNetConfig, String> {
     let bad = || format!("--model: expected ALPHA-RESOLUTION such as 1.0-224, got {s:?}");
@@ -99,16 +91,16 @@ fn parse() -> Result<Option<Args>, String> {
                 println!("{HELP}");
                 return Ok(None);
             }
-            "--out" => args.out = value::<String>(&mut it, &arg)?.into(),
+            "--out" => args.out = support::flag_value::<String>(&mut it, &arg)?.into(),
             "--model" => args
                 .models
-                .push(parse_model(&value::<String>(&mut it, &arg)?)?),
-            "--alpha" => alpha = Some(value::<f64>(&mut it, &arg)?),
-            "--resolution" => resolution = Some(value::<usize>(&mut it, &arg)?),
+                .push(parse_model(&support::flag_value::<String>(&mut it, &arg)?)?),
+            "--alpha" => alpha = Some(support::flag_value::<f64>(&mut it, &arg)?),
+            "--resolution" => resolution = Some(support::flag_value::<usize>(&mut it, &arg)?),
             "--layer" => args.layer = true,
             "--time" => args.time = true,
             "--threads" => {
-                args.threads = value::<String>(&mut it, &arg)?
+                args.threads = support::flag_value::<String>(&mut it, &arg)?
                     .split(',')
                     .map(|t| match t.trim().parse::<usize>() {
                         Ok(n) if n > 0 => Ok(n),
@@ -116,8 +108,8 @@ fn parse() -> Result<Option<Args>, String> {
                     })
                     .collect::<Result<_, _>>()?
             }
-            "--runs" => args.runs = value(&mut it, &arg)?,
-            "--seed" => args.seed = value(&mut it, &arg)?,
+            "--runs" => args.runs = support::flag_value(&mut it, &arg)?,
+            "--seed" => args.seed = support::flag_value(&mut it, &arg)?,
             s => return Err(format!("unknown argument {s}; see --help")),
         }
     }

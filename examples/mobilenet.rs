@@ -33,14 +33,6 @@ usage: cargo run --release --example mobilenet -- [OPTIONS]
   --json               machine-readable output
   -h, --help           this text";
 
-fn value<T: std::str::FromStr>(
-    it: &mut impl Iterator<Item = String>,
-    flag: &str,
-) -> Result<T, String> {
-    let v = it.next().ok_or(format!("{flag} needs a value"))?;
-    v.parse().map_err(|_| format!("{flag}: cannot parse {v:?}"))
-}
-
 fn run() -> Result<(), String> {
     let mut config = MobileNetConfig::new();
     let (mut batch, mut threads, mut runs, mut seed) = (1usize, 0usize, 10usize, 0u64);
@@ -52,21 +44,21 @@ fn run() -> Result<(), String> {
                 println!("{HELP}");
                 return Ok(());
             }
-            "--alpha" => config.alpha = value(&mut it, &arg)?,
-            "--resolution" => config.resolution = value(&mut it, &arg)?,
-            "--rho" => config = config.with_rho(value(&mut it, &arg)?),
+            "--alpha" => config.alpha = support::flag_value(&mut it, &arg)?,
+            "--resolution" => config.resolution = support::flag_value(&mut it, &arg)?,
+            "--rho" => config = config.with_rho(support::flag_value(&mut it, &arg)?),
             "--variant" => {
-                config.variant = value::<String>(&mut it, &arg)?
+                config.variant = support::flag_value::<String>(&mut it, &arg)?
                     .parse::<Variant>()
                     .map_err(|e| e.to_string())?
             }
-            "--classes" => config.classes = value(&mut it, &arg)?,
-            "--depth-multiplier" => config.depth_multiplier = value(&mut it, &arg)?,
+            "--classes" => config.classes = support::flag_value(&mut it, &arg)?,
+            "--depth-multiplier" => config.depth_multiplier = support::flag_value(&mut it, &arg)?,
             "--relu" => config.activation = Activation::Relu,
-            "--batch" => batch = value(&mut it, &arg)?,
-            "--threads" => threads = value(&mut it, &arg)?,
-            "--runs" => runs = value(&mut it, &arg)?,
-            "--seed" => seed = value(&mut it, &arg)?,
+            "--batch" => batch = support::flag_value(&mut it, &arg)?,
+            "--threads" => threads = support::flag_value(&mut it, &arg)?,
+            "--runs" => runs = support::flag_value(&mut it, &arg)?,
+            "--seed" => seed = support::flag_value(&mut it, &arg)?,
             "--json" => json = true,
             "--markdown" => markdown = true,
             s => return Err(format!("unknown argument {s}; see --help")),

@@ -131,6 +131,15 @@ pub fn read_npy_f32(path: &Path) -> Result<ndarray::Array4<f32>, String> {
     ndarray::Array4::from_shape_vec((n, h, w, c), values).map_err(|e| err(&e.to_string()))
 }
 
+/// The value after a command-line flag, parsed: `--runs 10` → `10`.
+pub fn flag_value<T: std::str::FromStr>(
+    it: &mut impl Iterator<Item = String>,
+    flag: &str,
+) -> Result<T, String> {
+    let v = it.next().ok_or(format!("{flag} needs a value"))?;
+    v.parse().map_err(|_| format!("{flag}: cannot parse {v:?}"))
+}
+
 /// Runs `f` `runs` times and returns the median wall time in milliseconds.
 pub fn time_median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     median_ms(
