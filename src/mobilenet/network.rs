@@ -426,23 +426,22 @@ impl<F: Float> MobileNet<F> {
                 ArrayView4::from_shape(staged_shape, &stage[..staged]).expect("filled above");
             (staged, split)
         };
-        let staged_shape = crate::conv::dims4(input.shape());
-        let shape = if from < self.body.len() {
-            self.run_layers(
+        let (shape, result): ([usize; 4], &[F]) = if from < self.body.len() {
+            let shape = self.run_layers(
                 from..self.body.len(),
                 input,
                 (&mut src, &mut dst),
                 im2col,
                 on_layer,
-            )?
+            )?;
+            (shape, src)
         } else {
             // Every layer ran image by image: the result is in `stage`.
-            std::mem::swap(src, stage);
-            staged_shape
+            (crate::conv::dims4(input.shape()), stage)
         };
         let t = Instant::now();
         let (n, c) = (shape[0], shape[3]);
-        let last = ArrayView4::from_shape(shape, &src[..shape.iter().product()])
+        let last = ArrayView4::from_shape(shape, &result[..shape.iter().product()])
             .expect("written by the last layer");
         let Some(fc) = &self.classifier else {
             let mut features = Array2::zeros((n, c));
