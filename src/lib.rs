@@ -53,7 +53,10 @@
 //! # Safety
 //!
 //! `unsafe` is denied at the crate root and allowed only in the private
-//! `kernels` module (raw GEMM calls), each block with a `SAFETY` comment.
+//! `kernels` module (raw GEMM calls, the AVX2+FMA micro-kernel and its
+//! `#[target_feature]` wrappers), each block with a `SAFETY` comment. CPU
+//! features are detected at run time; see [`Algorithm`] for the paths and how
+//! to force one.
 
 pub mod activation;
 pub mod conv;
