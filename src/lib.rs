@@ -38,7 +38,7 @@
 //! - [`mobilenet`]: the MobileNet v1 builder (α, ρ, variants), its paper-exact
 //!   [`Summary`](mobilenet::Summary), weights (seeded, safetensors, TensorFlow
 //!   frozen graphs) and the inference network.
-//! - [`reference`]: the naive oracle every fast path is tested against.
+//! - [`reference`](mod@reference): the naive oracle every fast path is tested against.
 //! - [`cost`]: mult-adds and parameters from shapes, in the paper's convention.
 //! - [`geometry`]: padding and output sizes, the only place they are computed.
 //! - [`io`] (feature `tf`): TensorFlow GraphDef import; [`preprocess`]:
