@@ -1,7 +1,5 @@
 //! Depthwise 2-D convolution: a direct NHWC kernel, channels innermost.
 
-use std::borrow::Cow;
-
 use ndarray::{Array1, Array4, ArrayView4, ArrayViewMut4};
 
 use super::{
@@ -264,10 +262,7 @@ impl<F: Float> DepthwiseConv2d<F> {
         }
         // The kernel reads channel vectors from a contiguous input; a strided
         // view is copied once (depthwise is memory-bound either way).
-        let x: Cow<'_, [F]> = match x.as_slice() {
-            Some(s) => Cow::Borrowed(s),
-            None => Cow::Owned(x.iter().copied().collect()),
-        };
+        let x = super::contiguous_input(&x);
         let problem = Depthwise {
             x: &x,
             weight: self.weight.as_slice().expect("standard layout"),

@@ -22,7 +22,9 @@ pub use pointwise::PointwiseConv2d;
 pub use separable::{SeparableConv2d, SeparableConv2dBuilder};
 pub use standard::{Conv2d, Conv2dBuilder};
 
-use ndarray::{Array1, Array4, ArrayViewMut2, ArrayViewMut4};
+use std::borrow::Cow;
+
+use ndarray::{Array1, Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4};
 
 use crate::Float;
 use crate::activation::Activation;
@@ -217,6 +219,16 @@ macro_rules! settings_setters {
     };
 }
 pub(crate) use settings_setters;
+
+/// The elements of an NHWC view in standard (C) order: the view's own memory
+/// when it is contiguous, else a copy. Direct kernels index the input as a
+/// flat `[N, H, W, C]` slice.
+pub(crate) fn contiguous_input<'a, F: Float>(x: &ArrayView4<'a, F>) -> Cow<'a, [F]> {
+    match x.to_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(x.iter().copied().collect()),
+    }
+}
 
 /// A 4-D shape slice as an array (ndarray guarantees the length for `Ix4`).
 pub(crate) fn dims4(shape: &[usize]) -> [usize; 4] {

@@ -1,7 +1,5 @@
 //! Standard (optionally grouped and dilated) 2-D convolution: im2col + GEMM.
 
-use std::borrow::Cow;
-
 use ndarray::{Array1, Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4, s};
 
 use super::{
@@ -391,10 +389,7 @@ impl<F: Float> Conv2d<F> {
     ) {
         let batch = x.shape()[0];
         // The patches are gathered from a contiguous copy when the view is not one.
-        let x: Cow<'_, [F]> = match x.as_slice() {
-            Some(s) => Cow::Borrowed(s),
-            None => Cow::Owned(x.iter().copied().collect()),
-        };
+        let x = super::contiguous_input(&x);
         let [kh, kw] = self.kernel_size();
         let (h, w, cin) = (g.h.input, g.w.input, self.in_channels());
         let (cin_g, cout) = (self.weight.shape()[2], self.out_channels());
