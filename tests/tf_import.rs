@@ -5,36 +5,16 @@
 //! if it fails the test fails with its output: nothing is skipped.
 #![cfg(feature = "tf")]
 
-use std::path::PathBuf;
-use std::process::Command;
+#[path = "../examples/support/mod.rs"]
+mod support;
 
 use sepconv::Error;
 use sepconv::io::tf::{GraphDefWeights, TfAttr};
 
-/// Runs the fetch script and returns the cache folder (its last stdout line).
-fn asset_dir() -> PathBuf {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new("python3")
-        .arg(format!("{root}/scripts/fetch_assets.py"))
-        .current_dir(root)
-        .output()
-        .unwrap_or_else(|e| panic!("could not run `python3 scripts/fetch_assets.py`: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "scripts/fetch_assets.py failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    let dir = stdout
-        .lines()
-        .last()
-        .unwrap_or_else(|| panic!("scripts/fetch_assets.py printed nothing; stderr:\n{stderr}"));
-    PathBuf::from(dir.trim())
-}
-
+/// The frozen graph, fetched (or verified) by `scripts/fetch_assets.py`.
 fn load() -> GraphDefWeights {
-    let path = asset_dir().join("mobilenet_v1_1.0_224_frozen.pb");
+    let dir = support::asset_dir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join(support::MODEL_FILE);
     GraphDefWeights::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
