@@ -27,27 +27,38 @@ pub(crate) fn chunk_rows(rows: usize, per_thread: usize, align: usize) -> usize 
 
 /// Calls `f(first_row, chunk)` on consecutive chunks of `chunk` rows of `m`,
 /// in parallel when the `rayon` feature is on.
-pub(crate) fn for_each_row_chunk<T, Fn_>(mut m: ArrayViewMut2<'_, T>, chunk: usize, f: Fn_)
+pub(crate) fn for_each_row_chunk<T, Fn_>(m: ArrayViewMut2<'_, T>, chunk: usize, f: Fn_)
 where
     T: Send + Sync,
     Fn_: Fn(usize, ArrayViewMut2<'_, T>) + Sync + Send,
 {
-    let chunk = chunk.max(1);
-    if m.nrows() <= chunk {
+    for_each_chunk(m, Axis(0), chunk, f);
+}
+
+/// Calls `f(start, chunk)` on consecutive chunks of `size` indices of `m`
+/// along `axis` (`start`: the chunk's first index on that axis), in parallel
+/// when the `rayon` feature is on and there is more than one chunk.
+pub(crate) fn for_each_chunk<T, Fn_>(mut m: ArrayViewMut2<'_, T>, axis: Axis, size: usize, f: Fn_)
+where
+    T: Send + Sync,
+    Fn_: Fn(usize, ArrayViewMut2<'_, T>) + Sync + Send,
+{
+    let size = size.max(1);
+    if m.len_of(axis) <= size {
         return f(0, m);
     }
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
-        m.axis_chunks_iter_mut(Axis(0), chunk)
+        m.axis_chunks_iter_mut(axis, size)
             .into_par_iter()
             .enumerate()
-            .for_each(|(i, c)| f(i * chunk, c));
+            .for_each(|(i, c)| f(i * size, c));
     }
     #[cfg(not(feature = "rayon"))]
     {
-        for (i, c) in m.axis_chunks_iter_mut(Axis(0), chunk).enumerate() {
-            f(i * chunk, c);
+        for (i, c) in m.axis_chunks_iter_mut(axis, size).enumerate() {
+            f(i * size, c);
         }
     }
 }

@@ -18,6 +18,9 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
+#[cfg(target_arch = "x86_64")]
+use crate::parallel::for_each_chunk;
+
 use crate::activation::Activation;
 
 /// Columns per panel (two AVX vectors).
@@ -168,38 +171,16 @@ fn run(
     // for that, split the column panels instead. Nothing is allocated.
     if m < threads * 4 * MR && panels > 1 {
         let col_chunk = panels.div_ceil(threads.min(panels)) * NR;
-        let task =
-            |(j, part): (usize, ArrayViewMut2<'_, f32>)| block(a, b, j * col_chunk / NR, part, act);
-        for_each_chunk(c, Axis(1), col_chunk, task);
+        for_each_chunk(c, Axis(1), col_chunk, |n0, part| {
+            block(a, b, n0 / NR, part, act)
+        });
     } else {
         let row_chunk = m.div_ceil(threads).next_multiple_of(MR);
-        let task = |(i, part): (usize, ArrayViewMut2<'_, f32>)| {
-            let rows = a.slice(ndarray::s![i * row_chunk..i * row_chunk + part.nrows(), ..]);
+        for_each_chunk(c, Axis(0), row_chunk, |m0, part| {
+            let rows = a.slice(ndarray::s![m0..m0 + part.nrows(), ..]);
             block(rows, b, 0, part, act);
-        };
-        for_each_chunk(c, Axis(0), row_chunk, task);
+        });
     }
-}
-
-/// Runs `task((index, chunk))` on chunks of `c` along `axis`, in parallel
-/// with rayon when there is more than one.
-#[cfg(target_arch = "x86_64")]
-fn for_each_chunk<T>(mut c: ArrayViewMut2<'_, f32>, axis: Axis, size: usize, task: T)
-where
-    T: Fn((usize, ArrayViewMut2<'_, f32>)) + Sync + Send,
-{
-    #[cfg(feature = "rayon")]
-    if c.len_of(axis) > size {
-        use rayon::prelude::*;
-        c.axis_chunks_iter_mut(axis, size)
-            .into_par_iter()
-            .enumerate()
-            .for_each(task);
-        return;
-    }
-    c.axis_chunks_iter_mut(axis, size)
-        .enumerate()
-        .for_each(task);
 }
 
 /// One task: rows `a` (`m × K`) against panels `first_panel..` into `c`
