@@ -336,6 +336,7 @@ fn run_folding<F: Tolerance>(p: &Problem) -> Result<(), TestCaseError> {
         ..p.params
     };
     let norm = bn::<F>(p.cout, p.seed ^ 5);
+    let b_abs = b.as_ref().map(abs);
     let (scale, shift) = norm.scale_shift();
     let fold_check = |plain: Array4<F>, folded: Array4<F>, magnitude: Array4<F>| {
         let unfolded = norm.forward(plain.view()).unwrap();
@@ -359,10 +360,7 @@ fn run_folding<F: Tolerance>(p: &Problem) -> Result<(), TestCaseError> {
     let mag = reference::conv2d(
         abs(&x).view(),
         abs(&w).view(),
-        b.as_ref()
-            .map(|b| b.mapv(|v| v.abs()))
-            .as_ref()
-            .map(|b| b.view()),
+        b_abs.as_ref().map(|b| b.view()),
         &params,
         1,
     )
@@ -381,10 +379,7 @@ fn run_folding<F: Tolerance>(p: &Problem) -> Result<(), TestCaseError> {
     let mag = reference::pointwise_conv2d(
         abs(&x).view(),
         abs(&wp).view(),
-        b.as_ref()
-            .map(|b| b.mapv(|v| v.abs()))
-            .as_ref()
-            .map(|b| b.view()),
+        b_abs.as_ref().map(|b| b.view()),
     )
     .unwrap();
     fold_check(
@@ -410,10 +405,7 @@ fn run_folding<F: Tolerance>(p: &Problem) -> Result<(), TestCaseError> {
         let mag = reference::depthwise_conv2d(
             abs(&x).view(),
             abs(&wd).view(),
-            b.as_ref()
-                .map(|b| b.mapv(|v| v.abs()))
-                .as_ref()
-                .map(|b| b.view()),
+            b_abs.as_ref().map(|b| b.view()),
             &params,
         )
         .unwrap();
