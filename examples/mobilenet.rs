@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release --example mobilenet -- --alpha 0.5 --resolution 160
 //! cargo run --release --example mobilenet -- --variant full-conv --json
+//! cargo run --release --example mobilenet -- --threads 1 --profile   # time per layer
 //! ```
 
 #[path = "support/mod.rs"]
@@ -29,6 +30,7 @@ usage: cargo run --release --example mobilenet -- [OPTIONS]
   --threads T          rayon threads (default 0: all cores)
   --runs N             timed forward passes after one warm-up (default 10)
   --seed S             weight seed (default 0)
+  --profile            time each layer (median over the runs) instead of the cost table
   --markdown           print the table as markdown
   --json               machine-readable output
   -h, --help           this text";
@@ -36,7 +38,7 @@ usage: cargo run --release --example mobilenet -- [OPTIONS]
 fn run() -> Result<(), String> {
     let mut config = MobileNetConfig::new();
     let (mut batch, mut threads, mut runs, mut seed) = (1usize, 0usize, 10usize, 0u64);
-    let (mut json, mut markdown) = (false, false);
+    let (mut json, mut markdown, mut profile) = (false, false, false);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -61,6 +63,7 @@ fn run() -> Result<(), String> {
             "--seed" => seed = support::flag_value(&mut it, &arg)?,
             "--json" => json = true,
             "--markdown" => markdown = true,
+            "--profile" => profile = true,
             s => return Err(format!("unknown argument {s}; see --help")),
         }
     }
@@ -73,7 +76,67 @@ fn run() -> Result<(), String> {
         .num_threads(threads)
         .build()
         .map_err(|e| e.to_string())?;
+    if profile {
+        return pool.install(|| per_layer(config, batch, runs, seed));
+    }
     pool.install(|| report(config, batch, runs, seed, json, markdown))
+}
+
+/// Deterministic test input for `net`.
+fn input(net: &MobileNet<f32>, batch: usize) -> Array4<f32> {
+    Array4::<f32>::from_shape_fn(net.input_shape(batch), |(n, y, x, c)| {
+        (((n * 7 + y * 3 + x * 5 + c) % 17) as f32 / 8.0) - 1.0
+    })
+}
+
+/// Prints each layer's median time over `runs` profiled forwards.
+fn per_layer(config: MobileNetConfig, batch: usize, runs: usize, seed: u64) -> Result<(), String> {
+    let net = MobileNet::<f32>::seeded(&config, seed).map_err(|e| e.to_string())?;
+    let summary = net.summary();
+    let x = input(&net, batch);
+    net.forward(x.view()).map_err(|e| e.to_string())?; // warm-up
+    let mut samples = vec![Vec::with_capacity(runs); summary.rows.len()];
+    for _ in 0..runs {
+        let (_, times) = net.forward_profiled(x.view()).map_err(|e| e.to_string())?;
+        for (s, t) in samples.iter_mut().zip(times) {
+            s.push(t);
+        }
+    }
+    let medians: Vec<f64> = samples.into_iter().map(support::median_ms).collect();
+    let total: f64 = medians.iter().sum();
+    println!(
+        "MobileNet v1 {}, batch {batch}, {} thread(s), median of {runs} per layer\n",
+        config.name(),
+        rayon::current_num_threads()
+    );
+    println!(
+        "{:<24} {:>16} {:>14} {:>9} {:>7} {:>8}",
+        "layer", "output", "mult-adds", "ms", "share", "GMAC/s"
+    );
+    for (row, ms) in summary.rows.iter().zip(&medians) {
+        let [h, w, c] = row.spec.output;
+        let macs = row.cost.mult_adds as f64 * batch as f64;
+        println!(
+            "{:<24} {:>16} {:>14} {:>9.3} {:>6.1}% {:>8.1}",
+            row.spec.name,
+            format!("{h}×{w}×{c}"),
+            row.cost.mult_adds,
+            ms,
+            100.0 * ms / total,
+            macs / (ms * 1e6)
+        );
+    }
+    let macs = summary.total.mult_adds as f64 * batch as f64;
+    println!(
+        "{:<24} {:>16} {:>14} {:>9.3} {:>6.1}% {:>8.1}",
+        "sum",
+        "",
+        summary.total.mult_adds,
+        total,
+        100.0,
+        macs / (total * 1e6)
+    );
+    Ok(())
 }
 
 fn report(
@@ -86,9 +149,7 @@ fn report(
 ) -> Result<(), String> {
     let net = MobileNet::<f32>::seeded(&config, seed).map_err(|e| e.to_string())?;
     let summary = net.summary();
-    let x = Array4::<f32>::from_shape_fn(net.input_shape(batch), |(n, y, x, c)| {
-        (((n * 7 + y * 3 + x * 5 + c) % 17) as f32 / 8.0) - 1.0
-    });
+    let x = input(&net, batch);
     net.forward(x.view()).map_err(|e| e.to_string())?; // warm-up
     let ms = support::time_median_ms(runs, || {
         let _ = net.forward(x.view());
