@@ -22,7 +22,7 @@ use crate::activation::Activation;
 use crate::geometry::ConvGeometry;
 
 /// A depthwise problem over a contiguous NHWC input.
-pub(crate) struct Depthwise<'a, F> {
+pub struct Depthwise<'a, F> {
     /// Input, standard layout `[N, H, W, C]`.
     pub x: &'a [F],
     /// Weight `[kh·kw, C·m]` (the crate's `[kh, kw, C, m]`, flattened).
@@ -45,7 +45,10 @@ impl<F: Float> Depthwise<'_, F> {
     /// Computes output rows `first_row..first_row + out.nrows()` of the
     /// `[N·OH, OW·C·m]` output matrix, with the AVX2+FMA build of the kernel
     /// when `avx2` is asked for and the CPU has it, else the portable one.
-    pub(crate) fn rows(&self, first_row: usize, out: ArrayViewMut2<'_, F>, avx2: bool) {
+    pub(crate) fn rows(&self, first_row: usize, mut out: ArrayViewMut2<'_, F>, avx2: bool) {
+        if avx2 && F::depthwise_rows(self, first_row, out.view_mut()) {
+            return; // the type's own kernel (f32, multiplier 1)
+        }
         #[cfg(target_arch = "x86_64")]
         if avx2 && super::gemm_f32::available() {
             // SAFETY: AVX2 and FMA were detected on this CPU just above.
@@ -62,7 +65,7 @@ impl<F: Float> Depthwise<'_, F> {
     /// The CPU supports AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn rows_avx2(&self, first_row: usize, out: ArrayViewMut2<'_, F>) {
+    pub(super) unsafe fn rows_avx2(&self, first_row: usize, out: ArrayViewMut2<'_, F>) {
         self.rows_body::<true>(first_row, out);
     }
 

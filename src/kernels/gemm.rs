@@ -2,6 +2,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 
+use super::depthwise::Depthwise;
 use crate::activation::Activation;
 
 /// The element types the kernels are compiled for (f32 and f64).
@@ -37,6 +38,15 @@ pub trait Scalar: Copy + Send + Sync + 'static {
         c: ArrayViewMut2<'_, Self>,
         act: Activation,
         parallel: bool,
+    ) -> bool;
+
+    /// Output rows `first_row..` of the depthwise problem `p` with this
+    /// type's fast kernel. Returns `false`, having done nothing, when there
+    /// is none for this type, CPU or problem.
+    fn depthwise_rows(
+        p: &Depthwise<'_, Self>,
+        first_row: usize,
+        out: ArrayViewMut2<'_, Self>,
     ) -> bool;
 }
 
@@ -110,6 +120,19 @@ impl_scalar!(f32, matrixmultiply::sgemm, super::gemm_f32::PackedB, {
     ) -> bool {
         super::gemm_f32::gemm(a, b, c, act, parallel)
     }
+    fn depthwise_rows(
+        p: &Depthwise<'_, f32>,
+        first_row: usize,
+        out: ArrayViewMut2<'_, f32>,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return super::depthwise_f32::rows(p, first_row, out);
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (p, first_row, out);
+            false
+        }
+    }
 });
 impl_scalar!(f64, matrixmultiply::dgemm, (), {
     fn pack(_: ArrayView2<'_, f64>, _: Option<&[f64]>) -> Option<()> {
@@ -122,6 +145,9 @@ impl_scalar!(f64, matrixmultiply::dgemm, (), {
         _: Activation,
         _: bool,
     ) -> bool {
+        false
+    }
+    fn depthwise_rows(_: &Depthwise<'_, f64>, _: usize, _: ArrayViewMut2<'_, f64>) -> bool {
         false
     }
 });

@@ -6,6 +6,8 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod depthwise;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod depthwise_f32;
 pub(crate) mod gemm;
 pub(crate) mod gemm_f32;
 
