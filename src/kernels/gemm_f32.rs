@@ -167,9 +167,12 @@ fn run(
     } else {
         1
     };
-    // Split rows into `threads` chunks (multiples of MR); with too few rows
-    // for that, split the column panels instead. Nothing is allocated.
-    if m < threads * 4 * MR && panels > 1 {
+    // Split the column panels when there are fewer rows than columns (each
+    // thread then reads its share of the weights instead of all of them: the
+    // late 7×7×1024 layers are bound by reading B) or too few rows to split;
+    // else split rows into `threads` chunks (multiples of MR). Nothing is
+    // allocated.
+    if (m < n || m < threads * 4 * MR) && panels > 1 {
         let col_chunk = panels.div_ceil(threads.min(panels)) * NR;
         for_each_chunk(c, Axis(1), col_chunk, |n0, part| {
             block(a, b, n0 / NR, part, act)
