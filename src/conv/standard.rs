@@ -379,6 +379,12 @@ impl<F: Float> Conv2d<F> {
     /// im2col + GEMM over chunks of output rows: each chunk gathers its
     /// patches `[rows, kh·kw·C_in/g]` per group and multiplies them by that
     /// group's weight columns.
+    ///
+    /// When the weights are small (`kh·kw·C_in/g · C_out` ≤ 64 Ki values, as
+    /// in MobileNet's first conv) a chunk goes through in tiles of
+    /// [`tile_rows`] rows, gathered into the same small patch buffer, so the
+    /// patches are still in cache when the GEMM reads them. Larger weights
+    /// keep one patch matrix per chunk, so the GEMM streams them once.
     fn im2col_gemm(
         &self,
         x: ArrayView4<'_, F>,
@@ -401,47 +407,96 @@ impl<F: Float> Conv2d<F> {
             .into_shape_with_order((k, cout))
             .expect("standard layout");
         let (ow, pixels) = (g.w.output, g.output_pixels());
-        // The patch matrix [rows, kh·kw·C_in/g] lives in the caller's scratch,
-        // grown when too small and otherwise reused as it is.
         let rows = batch * pixels;
-        if scratch.len() < rows * k {
-            scratch.resize(rows * k, F::zero());
+        let chunk = chunk_rows(rows, 1, 8);
+        let tile = tile_rows(k, cout).unwrap_or(chunk).min(chunk);
+        // Each chunk's patch tile [tile, kh·kw·C_in/g] lives in the caller's
+        // scratch, grown when too small and otherwise reused as it is.
+        let patch_rows = rows.div_ceil(chunk) * tile;
+        if scratch.len() < patch_rows * k {
+            scratch.resize(patch_rows * k, F::zero());
         }
-        let cols =
-            ArrayViewMut2::from_shape((rows, k), &mut scratch[..rows * k]).expect("sized above");
-        for_each_row_chunk_pair(out, cols, chunk_rows(rows, 1, 8), |r0, mut oc, mut col| {
-            for group in 0..self.groups {
-                for (i, mut patch) in col.rows_mut().into_iter().enumerate() {
-                    let patch = patch.as_slice_mut().expect("contiguous");
-                    let r = r0 + i;
-                    let (b, q) = (r / pixels, r % pixels);
-                    let (oy, ox) = (q / ow, q % ow);
-                    for ky in 0..kh {
-                        let iy = g.h.input_index(oy, ky);
-                        for kx in 0..kw {
-                            let dst = &mut patch[(ky * kw + kx) * cin_g..][..cin_g];
-                            match (iy, g.w.input_index(ox, kx)) {
-                                (Some(iy), Some(ix)) => {
-                                    let src = ((b * h + iy) * w + ix) * cin + group * cin_g;
-                                    dst.copy_from_slice(&x[src..src + cin_g]);
+        let cols = ArrayViewMut2::from_shape((patch_rows, k), &mut scratch[..patch_rows * k])
+            .expect("sized above");
+        // A whole kernel row of taps is one contiguous run of the input when
+        // the conv is ungrouped and undilated along the width.
+        let whole_rows = self.groups == 1 && g.w.dilation == 1;
+        for_each_row_chunk_pair(out, chunk, cols, tile, |r0, mut oc, mut col| {
+            for t0 in (0..oc.nrows()).step_by(tile) {
+                let t = tile.min(oc.nrows() - t0);
+                let mut col = col.slice_mut(s![..t, ..]);
+                let mut oc = oc.slice_mut(s![t0..t0 + t, ..]);
+                for group in 0..self.groups {
+                    let (mut b, q) = ((r0 + t0) / pixels, (r0 + t0) % pixels);
+                    let (mut oy, mut ox) = (q / ow, q % ow);
+                    for mut patch in col.rows_mut() {
+                        let patch = patch.as_slice_mut().expect("contiguous");
+                        // First input column of the patch, when the whole
+                        // kernel row lies inside the image.
+                        let run = (ox * g.w.stride)
+                            .checked_sub(g.w.pad_before)
+                            .filter(|&ix| whole_rows && ix + kw <= w);
+                        for (ky, dst) in patch.chunks_exact_mut(kw * cin_g).enumerate() {
+                            let Some(iy) = g.h.input_index(oy, ky) else {
+                                dst.fill(F::zero()); // padding row
+                                continue;
+                            };
+                            let row = (b * h + iy) * w;
+                            if let Some(ix) = run {
+                                copy_short(dst, &x[(row + ix) * cin..][..kw * cin]);
+                                continue;
+                            }
+                            for (kx, dst) in dst.chunks_exact_mut(cin_g).enumerate() {
+                                match g.w.input_index(ox, kx) {
+                                    Some(ix) => {
+                                        let src = (row + ix) * cin + group * cin_g;
+                                        copy_short(dst, &x[src..src + cin_g]);
+                                    }
+                                    None => dst.fill(F::zero()), // padding
                                 }
-                                _ => dst.fill(F::zero()), // padding
+                            }
+                        }
+                        // Next output pixel, without dividing.
+                        ox += 1;
+                        if ox == ow {
+                            (ox, oy) = (0, oy + 1);
+                            if oy == g.h.output {
+                                (oy, b) = (0, b + 1);
                             }
                         }
                     }
+                    // Ungrouped: the fast kernel, bias and activation fused.
+                    if let Some(p) = packed
+                        && F::gemm_packed(col.view(), p, oc.view_mut(), self.activation, false)
+                    {
+                        break;
+                    }
+                    let cols = s![.., group * cout_g..(group + 1) * cout_g];
+                    F::gemm(col.view(), w2.slice(cols), F::zero(), oc.slice_mut(cols));
+                    if group + 1 == self.groups {
+                        bias_activation(oc.view_mut(), self.bias.as_ref(), self.activation);
+                    }
                 }
-                // Ungrouped: the fast kernel, bias and activation fused.
-                if let Some(p) = packed
-                    && F::gemm_packed(col.view(), p, oc.view_mut(), self.activation, false)
-                {
-                    return;
-                }
-                let cols = s![.., group * cout_g..(group + 1) * cout_g];
-                F::gemm(col.view(), w2.slice(cols), F::zero(), oc.slice_mut(cols));
             }
-            bias_activation(oc, self.bias.as_ref(), self.activation);
         });
     }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col (often 3 or 9
+/// values), as an inlined loop instead of a call to `memmove`.
+#[inline]
+fn copy_short<F: Copy>(dst: &mut [F], src: &[F]) {
+    assert_eq!(dst.len(), src.len(), "copy_short lengths");
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s;
+    }
+}
+
+/// Rows per patch tile when the weights (`k × cout`) are small enough to be
+/// re-read from cache for every tile: about 64 KiB of f32 patches, a multiple
+/// of 48 rows (whole 6- and 8-row register blocks). `None`: no tiling.
+fn tile_rows(k: usize, cout: usize) -> Option<usize> {
+    (k * cout <= 64 * 1024).then(|| ((16 * 1024 / k.max(1)) / 48).max(1) * 48)
 }
 
 impl<F: Float> From<&super::PointwiseConv2d<F>> for Conv2d<F> {

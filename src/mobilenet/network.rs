@@ -319,7 +319,7 @@ impl<F: Float> MobileNet<F> {
         // thread, so that each parallel section starts there instead of
         // handing work from this thread to another core and back.
         #[cfg(feature = "rayon")]
-        if rayon::current_thread_index().is_none() {
+        if rayon::current_thread_index().is_none() && crate::parallel::threads() > 1 {
             return rayon::scope(|_| self.run_pooled(x, &mut on_layer));
         }
         self.run_pooled(x, &mut on_layer)
