@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Collect the timings of run.sh into one markdown table and results.json.
 
-Reads --raw (written by run.sh):
+Reads --raw (written by run.sh): one directory per timing pass, pass1/,
+pass2/, …, each holding
   sepconv_mobilenet_A-R_tT.json   `cargo run --example mobilenet -- --json` (forward_ms_median)
   sepconv_layer.json              `cargo run --example export -- --time`
   onnxruntime.json, tract.json    run_ort.py and tract/ (median_ms, max_rel_diff per case)
 
-Prints one table of medians: a row per engine and thread count, a column per
-MobileNet and for the 14x14x512 layer (standard, separable, and standard /
-separable). Each cell is `ms (r×)` with r = that time / sepconv's at the same
-thread count (above 1: slower than sepconv). Then the agreement of each
+Prints one table: a row per engine and thread count, a column per MobileNet
+and for the 14x14x512 layer (standard, separable, and standard / separable).
+Each cell is `ms (r×)`: ms the best of the pass medians, r = that time /
+sepconv's at the same thread count (above 1: slower than sepconv). Every
+pass median is kept in the JSON. Then the agreement of each
 engine with sepconv's outputs (max |diff| / max |ref|). Writes both to
 --json.
 """
@@ -47,28 +49,42 @@ def main():
     ap.add_argument("--json", required=True, type=Path)
     args = ap.parse_args()
 
-    # times[engine][threads][case] = ms; diffs[engine][threads][case] = max rel diff
+    # times[engine][threads][case] = [ms of each pass]; diffs[...] = max rel diff
     times, diffs, versions = {}, {}, {}
     models = set()
-    for f in sorted(args.raw.glob("sepconv_mobilenet_*_t*.json")):
-        m = re.fullmatch(r"sepconv_mobilenet_(.+)_t(\d+)\.json", f.name)
-        doc = json.loads(f.read_text())
-        threads = int(m.group(2))
-        if doc["threads"] != threads:
-            sys.exit(f"compare: {f.name} ran on {doc['threads']} threads")
-        models.add(m.group(1))
-        times.setdefault("sepconv", {}).setdefault(threads, {})[f"mobilenet_{m.group(1)}"] = doc["forward_ms_median"]
-    layer = json.loads((args.raw / "sepconv_layer.json").read_text())
-    for row in layer["timings"]:
-        t = times.setdefault("sepconv", {}).setdefault(row["threads"], {})
-        t[f"{LAYER}_standard"] = row["standard_ms"]
-        t[f"{LAYER}_separable"] = row["separable_ms"]
-    for engine in ENGINES[1:]:
-        doc = json.loads((args.raw / f"{engine}.json").read_text())
-        versions[engine] = doc["version"]
-        for r in doc["results"]:
-            times.setdefault(engine, {}).setdefault(r["threads"], {})[r["case"]] = r["median_ms"]
-            diffs.setdefault(engine, {}).setdefault(r["threads"], {})[r["case"]] = r["max_rel_diff"]
+
+    def add(engine, threads, case, ms):
+        times.setdefault(engine, {}).setdefault(threads, {}).setdefault(case, []).append(ms)
+
+    passes = sorted(args.raw.glob("pass*"))
+    if not passes:
+        sys.exit(f"compare: no pass*/ directories in {args.raw}")
+    runs = None
+    for raw in passes:
+        for f in sorted(raw.glob("sepconv_mobilenet_*_t*.json")):
+            m = re.fullmatch(r"sepconv_mobilenet_(.+)_t(\d+)\.json", f.name)
+            doc = json.loads(f.read_text())
+            threads = int(m.group(2))
+            if doc["threads"] != threads:
+                sys.exit(f"compare: {f} ran on {doc['threads']} threads")
+            models.add(m.group(1))
+            add("sepconv", threads, f"mobilenet_{m.group(1)}", doc["forward_ms_median"])
+        layer = json.loads((raw / "sepconv_layer.json").read_text())
+        runs = layer["runs"]
+        for row in layer["timings"]:
+            add("sepconv", row["threads"], f"{LAYER}_standard", row["standard_ms"])
+            add("sepconv", row["threads"], f"{LAYER}_separable", row["separable_ms"])
+        for engine in ENGINES[1:]:
+            doc = json.loads((raw / f"{engine}.json").read_text())
+            versions[engine] = doc["version"]
+            for r in doc["results"]:
+                add(engine, r["threads"], r["case"], r["median_ms"])
+                d = diffs.setdefault(engine, {}).setdefault(r["threads"], {})
+                d[r["case"]] = max(d.get(r["case"], 0.0), r["max_rel_diff"])
+
+    def best(engine, threads, case):
+        v = times.get(engine, {}).get(threads, {}).get(case)
+        return min(v) if v else None
 
     models = sorted(models, key=model_key)
     cases = [f"mobilenet_{m}" for m in models] + [f"{LAYER}_standard", f"{LAYER}_separable"]
@@ -86,17 +102,17 @@ def main():
     rows = []
     for engine in ENGINES:
         for threads in sorted(times.get(engine, {})):
-            mine, base = times[engine][threads], times["sepconv"].get(threads, {})
             cells, record = [], {}
             for case in cases:
-                ms, ref = mine.get(case), base.get(case)
+                ms, ref = best(engine, threads, case), best("sepconv", threads, case)
                 cells.append(cell(ms, ref))
                 record[case] = {
-                    "median_ms": ms,
+                    "best_ms": ms,
+                    "pass_medians_ms": times[engine][threads].get(case),
                     "ratio_to_sepconv": ms / ref if ms is not None and ref else None,
                     "max_rel_diff": diffs.get(engine, {}).get(threads, {}).get(case),
                 }
-            std, sep = mine.get(f"{LAYER}_standard"), mine.get(f"{LAYER}_separable")
+            std, sep = best(engine, threads, f"{LAYER}_standard"), best(engine, threads, f"{LAYER}_separable")
             ratio = std / sep if std and sep else None
             cells.append(f"{ratio:.2f}" if ratio else "—")
             lines.append(f"| {engine} | {threads} | " + " | ".join(cells) + " |")
@@ -110,14 +126,18 @@ def main():
             agree.append(f"| {engine} | {threads} | " + " | ".join(f"{d[c]:.1e}" if c in d else "—" for c in cases) + " |")
     agreement = "\n".join(agree)
 
-    print("Median forward time in ms (ratio to sepconv at the same thread count; above 1× is slower than sepconv):\n")
+    print(
+        f"Forward time in ms, best of {len(passes)} pass medians of {runs} runs each (ratio to sepconv "
+        "at the same thread count; above 1× is slower than sepconv):\n"
+    )
     print(table)
     print("\nAgreement with sepconv's outputs, max |diff| / max |ref| (must be ≤ 1e-4):\n")
     print(agreement)
     doc = {
         "machine": {"cpu": cpu_name(), "python": platform.python_version()},
         "versions": versions,
-        "runs": layer["runs"],
+        "runs": runs,
+        "passes": len(passes),
         "cases": cases,
         "rows": rows,
         "table_markdown": table,

@@ -7,8 +7,13 @@
 # them at 1 and 2 threads, and prints one markdown table (also written to
 # comparisons/out/results.json). Not part of CI.
 #
+# The timings run in PASSES passes (default 3), each timing every engine on
+# every case back to back; a cell of the table is the best of the pass
+# medians, so a burst of load on this shared machine during one pass does not
+# decide a ratio.
+#
 #   bash comparisons/run.sh
-#   MODELS="1.0-224 0.25-128" RUNS=30 bash comparisons/run.sh
+#   MODELS="1.0-224 0.25-128" RUNS=30 PASSES=5 bash comparisons/run.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +24,7 @@ VENV=$COMP/.venv
 MODELS=${MODELS:-"1.0-224 0.75-224 0.5-160 0.25-128"}
 THREADS=${THREADS:-"1 2"}
 RUNS=${RUNS:-50}
+PASSES=${PASSES:-3}
 WARMUP=${WARMUP:-5}
 PYTHON=${PYTHON:-python3}
 THREAD_LIST=$(echo $THREADS | tr ' ' ',')
@@ -51,26 +57,31 @@ cargo run --release --quiet --example export -- --out "$OUT/data" "${model_args[
 phase "build ONNX graphs"
 "$PY" "$COMP/build_onnx.py" --data "$OUT/data" --out "$OUT/onnx"
 
-phase "time sepconv (median of $RUNS)"
+for pass in $(seq 1 "$PASSES"); do
+RAW="$OUT/raw/pass$pass"
+mkdir -p "$RAW"
+
+phase "pass $pass/$PASSES: time sepconv (median of $RUNS)"
 for m in $MODELS; do
     for t in $THREADS; do
         cargo run --release --quiet --example mobilenet -- \
             --alpha "${m%-*}" --resolution "${m#*-}" --threads "$t" --runs "$RUNS" --json \
-            > "$OUT/raw/sepconv_mobilenet_${m}_t${t}.json"
-        echo "sepconv: mobilenet_$m $t thread(s): $("$PY" -c 'import json,sys; print(round(json.load(sys.stdin)["forward_ms_median"], 3))' < "$OUT/raw/sepconv_mobilenet_${m}_t${t}.json") ms"
+            > "$RAW/sepconv_mobilenet_${m}_t${t}.json"
+        echo "sepconv: mobilenet_$m $t thread(s): $("$PY" -c 'import json,sys; print(round(json.load(sys.stdin)["forward_ms_median"], 3))' < "$RAW/sepconv_mobilenet_${m}_t${t}.json") ms"
     done
 done
 cargo run --release --quiet --example export -- --out "$OUT/data" --time --threads "$THREAD_LIST" --runs "$RUNS" \
-    > "$OUT/raw/sepconv_layer.json"
-cat "$OUT/raw/sepconv_layer.json"
+    > "$RAW/sepconv_layer.json"
+cat "$RAW/sepconv_layer.json"
 
-phase "ONNX Runtime: check against sepconv, time (median of $RUNS)"
+phase "pass $pass/$PASSES: ONNX Runtime: check against sepconv, time (median of $RUNS)"
 "$PY" "$COMP/run_ort.py" --manifest "$OUT/onnx/manifest.tsv" --threads "$THREAD_LIST" \
-    --runs "$RUNS" --warmup "$WARMUP" --json "$OUT/raw/onnxruntime.json" > /dev/null
+    --runs "$RUNS" --warmup "$WARMUP" --json "$RAW/onnxruntime.json" > /dev/null
 
-phase "tract: check against sepconv, time (median of $RUNS)"
+phase "pass $pass/$PASSES: tract: check against sepconv, time (median of $RUNS)"
 "$TRACT" "$OUT/onnx/manifest.tsv" --threads "$THREAD_LIST" --runs "$RUNS" --warmup "$WARMUP" \
-    > "$OUT/raw/tract.json"
+    > "$RAW/tract.json"
+done
 
 phase "results"
 "$PY" "$COMP/compare.py" --raw "$OUT/raw" --json "$OUT/results.json"
