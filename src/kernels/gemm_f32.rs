@@ -201,10 +201,11 @@ fn block(
     let lda = a.strides()[0].max(0) as usize;
     let ldc = c.strides()[0].max(0) as usize;
     // A single tile of rows reads each panel once, so there is no panel to
-    // keep in L1: take all of K in one pass, reading B in memory order (the
-    // classifier, M = 1: 0.64 → 0.55 ms with B from memory, with the change
-    // below). Depth blocks never change a result: each output is the same
-    // chain of FMAs over k, continued from the value stored in C.
+    // keep in L1: take all of K in one pass, reading B in memory order. (The
+    // classifier, M = 1 with B from memory, measured 0.55 ms against 0.64
+    // with an earlier prefetching variant.) Depth blocks never change a
+    // result: each output is the same chain of FMAs over k, continued from
+    // the value stored in C.
     let kc = if m <= MR { k.max(1) } else { depth_block(k) };
     let mc = block_rows(m, kc);
     let a_ptr = a.as_ptr();
@@ -216,37 +217,11 @@ fn block(
         let (first, last) = (p0 == 0, p0 + depth == k);
         for mb in (0..m).step_by(mc) {
             let mb_end = (mb + mc).min(m);
-            let panels = width.div_ceil(NR);
-            let tiles = (mb_end - mb).div_ceil(MR);
-            for j in 0..panels {
+            for j in 0..width.div_ceil(NR) {
                 let panel = &b.panels[(first_panel + j) * k * NR + p0 * NR..][..depth * NR];
                 let bias = &b.bias[(first_panel + j) * NR..][..NR];
                 let cols = NR.min(width - j * NR);
-                // With few tiles per panel (the 7×7 layers: M = 49, B of
-                // 2–4 MB from memory) the first tile of each panel waited on
-                // its weights: request the next panel's block, a share
-                // before each tile, so it is in cache when its turn comes.
-                // Measured +5–8% on 49×1024×1024 (1 thread, interleaved A/B).
-                // (A single tile is left to the hardware prefetcher: the
-                // burst of a whole panel's requests measured 25% slower.)
-                let next = (j + 1 < panels && (2..=16).contains(&tiles)).then(|| {
-                    let start = (first_panel + j + 1) * k * NR + p0 * NR;
-                    &b.panels[start..start + depth * NR]
-                });
-                let lines = (depth * NR).div_ceil(16);
-                let per_tile = lines.div_ceil(tiles);
-                for (t, m0) in (mb..mb_end).step_by(MR).enumerate() {
-                    if let Some(next) = next {
-                        for line in (t * per_tile..lines.min((t + 1) * per_tile)).map(|l| l * 16) {
-                            // SAFETY: the address is inside `next` (a prefetch
-                            // reads nothing architecturally anyway).
-                            unsafe {
-                                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                                    next.as_ptr().add(line).cast(),
-                                );
-                            }
-                        }
-                    }
+                for m0 in (mb..mb_end).step_by(MR) {
                     let rows = MR.min(mb_end - m0);
                     // SAFETY: `a` is a view of m × k with row stride lda ≥ 0
                     // and unit column stride (checked in `gemm`), so rows
