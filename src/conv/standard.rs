@@ -10,8 +10,9 @@ use crate::activation::Activation;
 use crate::cost::{self, Cost};
 use crate::error::{Error, Result};
 use crate::geometry::{ConvGeometry, ConvParams, Padding};
+use crate::kernels::direct::{DirectConv, MAX_CHANNELS};
 use crate::norm::BatchNorm;
-use crate::parallel::{chunk_rows, for_each_row_chunk_pair};
+use crate::parallel::{chunk_rows, for_each_row_chunk, for_each_row_chunk_pair};
 use crate::{Float, reference};
 
 /// A standard 2-D convolution (cross-correlation) with stride, dilation,
@@ -370,9 +371,41 @@ impl<F: Float> Conv2d<F> {
                 .filter(|_| algorithm == Algorithm::Avx2Fma);
             if is_1x1 {
                 gemm_nhwc(x, w2, packed, out2, self.bias.as_ref(), self.activation);
+            } else if packed.is_some() && self.groups == 1 && self.in_channels() <= MAX_CHANNELS {
+                // Few input channels (an RGB stem): read the input in place.
+                self.direct(x, g, out2);
             } else {
                 self.im2col_gemm(x, g, out2, packed, scratch);
             }
+        });
+    }
+
+    /// The direct kernel over chunks of output rows (see
+    /// [`crate::kernels::direct`]); only called where it exists (f32 with
+    /// packed weights, so AVX2+FMA) and takes the problem.
+    fn direct(&self, x: ArrayView4<'_, F>, g: &ConvGeometry, out: ArrayViewMut2<'_, F>) {
+        let x = super::contiguous_input(&x);
+        let problem = DirectConv {
+            x: &x,
+            weight: self.weight.as_slice().expect("standard layout"),
+            bias: self
+                .bias
+                .as_ref()
+                .map(|b| b.as_slice().expect("stored contiguous")),
+            cin: self.in_channels(),
+            cout: self.out_channels(),
+            geometry: *g,
+            activation: self.activation,
+        };
+        let rows = out.nrows() / g.w.output.max(1);
+        let out = out
+            .into_shape_with_order((rows, g.w.output * self.out_channels()))
+            .expect("standard layout");
+        for_each_row_chunk(out, chunk_rows(rows, 4, 1), |r0, block| {
+            assert!(
+                F::direct_conv_rows(&problem, r0, block),
+                "the direct kernel exists wherever the GEMM weights are packed"
+            );
         });
     }
 

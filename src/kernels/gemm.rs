@@ -3,6 +3,7 @@
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::depthwise::Depthwise;
+use super::direct::DirectConv;
 use crate::activation::Activation;
 
 /// The element types the kernels are compiled for (f32 and f64).
@@ -45,6 +46,15 @@ pub trait Scalar: Copy + Send + Sync + 'static {
     /// is none for this type, CPU or problem.
     fn depthwise_rows(
         p: &Depthwise<'_, Self>,
+        first_row: usize,
+        out: ArrayViewMut2<'_, Self>,
+    ) -> bool;
+
+    /// Output rows `first_row..` of the direct convolution `p` with this
+    /// type's kernel. Returns `false`, having done nothing, when there is
+    /// none for this type, CPU or problem.
+    fn direct_conv_rows(
+        p: &DirectConv<'_, Self>,
         first_row: usize,
         out: ArrayViewMut2<'_, Self>,
     ) -> bool;
@@ -133,6 +143,19 @@ impl_scalar!(f32, matrixmultiply::sgemm, super::gemm_f32::PackedB, {
             false
         }
     }
+    fn direct_conv_rows(
+        p: &DirectConv<'_, f32>,
+        first_row: usize,
+        out: ArrayViewMut2<'_, f32>,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return super::conv_f32::rows(p, first_row, out);
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (p, first_row, out);
+            false
+        }
+    }
 });
 impl_scalar!(f64, matrixmultiply::dgemm, (), {
     fn pack(_: ArrayView2<'_, f64>, _: Option<&[f64]>) -> Option<()> {
@@ -148,6 +171,9 @@ impl_scalar!(f64, matrixmultiply::dgemm, (), {
         false
     }
     fn depthwise_rows(_: &Depthwise<'_, f64>, _: usize, _: ArrayViewMut2<'_, f64>) -> bool {
+        false
+    }
+    fn direct_conv_rows(_: &DirectConv<'_, f64>, _: usize, _: ArrayViewMut2<'_, f64>) -> bool {
         false
     }
 });
