@@ -31,7 +31,10 @@
 //!   time includes the global pooling) over their sum, next to the
 //!   mult-add shares of `Summary::breakdown`. The 16-network α × resolution
 //!   grid is timed for the chart; the table lists the α grid at 224, the
-//!   resolution grid at α = 1, Conv MobileNet 1.0-224 and batch 8.
+//!   resolution grid at α = 1, Conv MobileNet 1.0-224 and batch 8. Then the
+//!   batch-8 throughput of 1.0-224 against batch 1, batch-1 and batch-8
+//!   forwards alternating, so the ratio is not decided by a change in load
+//!   between two separately timed cases.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -439,6 +442,50 @@ fn time_network(config: MobileNetConfig, batch: usize, o: &Options) -> Result<Ne
     })
 }
 
+/// Throughput of one network at batch 8 against batch 1, timed in
+/// alternating runs so that both see the same machine.
+#[derive(Clone, Copy, Debug)]
+struct BatchResult {
+    /// Median of a batch-1 forward.
+    ms_batch1: f64,
+    /// Median of a batch-8 forward, divided by 8.
+    ms_per_image_batch8: f64,
+}
+
+impl BatchResult {
+    /// Images per second at batch 8 over images per second at batch 1.
+    fn ratio(&self) -> f64 {
+        self.ms_batch1 / self.ms_per_image_batch8
+    }
+}
+
+const BATCH: usize = 8;
+
+fn time_batches(config: MobileNetConfig, o: &Options) -> Result<BatchResult, String> {
+    let e = |e: sepconv::Error| format!("{}: {e}", config.name());
+    let net = MobileNet::<f32>::seeded(&config, SEED).map_err(e)?;
+    let input = |n| {
+        Array4::<f32>::from_shape_fn(net.input_shape(n), |(n, y, x, c)| {
+            (((n * 7 + y * 3 + x * 5 + c) % 17) as f32 / 8.0) - 1.0
+        })
+    };
+    let (one, batch) = (input(1), input(BATCH));
+    let (mut t1, mut t8) = (Vec::with_capacity(o.runs), Vec::with_capacity(o.runs));
+    for run in 0..o.warmup + o.runs {
+        for (x, times) in [(&one, &mut t1), (&batch, &mut t8)] {
+            let t = Instant::now();
+            black_box(net.forward(black_box(x.view())).map_err(e)?);
+            if run >= o.warmup {
+                times.push(t.elapsed());
+            }
+        }
+    }
+    Ok(BatchResult {
+        ms_batch1: support::median_ms(t1),
+        ms_per_image_batch8: support::median_ms(t8) / BATCH as f64,
+    })
+}
+
 /// Every network timed: the α × resolution grid at batch 1, then Conv
 /// MobileNet 1.0-224 and 1.0-224 at batch 8.
 fn network_cases() -> Vec<(MobileNetConfig, usize)> {
@@ -487,6 +534,8 @@ struct Report {
     elapsed: Duration,
     layers: Vec<LayerResult>,
     networks: Vec<NetResult>,
+    /// 1.0-224 at batch 8 against batch 1, alternating.
+    batches: Option<BatchResult>,
 }
 
 /// Runs the suites inside a pool of `o.threads` threads.
@@ -517,6 +566,12 @@ fn run_report(o: &Options) -> Result<Report, String> {
                 networks.push(time_network(config, batch, o)?);
             }
         }
+        let batches = if o.networks {
+            eprintln!("bench_report: 1.0-224 batch {BATCH} against batch 1, alternating");
+            Some(time_batches(MobileNetConfig::new(), o)?)
+        } else {
+            None
+        };
         Ok(Report {
             threads,
             runs: o.runs,
@@ -525,6 +580,7 @@ fn run_report(o: &Options) -> Result<Report, String> {
             elapsed: start.elapsed(),
             layers,
             networks,
+            batches,
         })
     })
 }
@@ -657,6 +713,18 @@ impl Report {
                 }
             }
         }
+        if let Some(b) = self.batches {
+            let _ = write!(
+                s,
+                "\n### Batch throughput: 1.0-224, batch {BATCH} vs batch 1 (alternating runs)\n\n\
+                 | ms per image, batch 1 | ms per image, batch {BATCH} | throughput ratio |\n\
+                 | ---: | ---: | ---: |\n\
+                 | {:.2} | {:.2} | {:.2}× |\n",
+                b.ms_batch1,
+                b.ms_per_image_batch8,
+                b.ratio()
+            );
+        }
         s
     }
 
@@ -699,6 +767,10 @@ impl Report {
             "layers": layers,
             "networks": table_rows(&self.networks).into_iter().map(net_json).collect::<Vec<_>>(),
             "grid": self.grid().map(net_json).collect::<Vec<_>>(),
+            "batch_throughput": self.batches.map(|b| json!({
+                "model": "1.0-224", "batch": BATCH, "ms_batch1": b.ms_batch1,
+                "ms_per_image_batch8": b.ms_per_image_batch8, "ratio": b.ratio(),
+            })),
         })
     }
 }
@@ -998,6 +1070,10 @@ mod tests {
                 ms_separable: 4.0,
             }],
             networks,
+            batches: Some(BatchResult {
+                ms_batch1: 20.0,
+                ms_per_image_batch8: 16.0,
+            }),
         }
     }
 
@@ -1044,6 +1120,8 @@ mod tests {
             assert!(nets[0]["time_share"][key].is_number(), "{key}");
         }
         assert_eq!(j["grid"].as_array().unwrap().len(), 16);
+        assert_eq!(j["batch_throughput"]["ratio"], 1.25);
+        assert_eq!(j["batch_throughput"]["batch"], 8);
     }
 
     #[test]
@@ -1052,6 +1130,7 @@ mod tests {
         let md = r.markdown();
         assert!(md.contains("| sep/14x14x512->512 | 462,422,016 | 52,283,392 | 8.8445× |"));
         assert!(md.contains("| 1.0-224 | full-conv | 1 | 4,867,293,184 |"));
+        assert!(md.contains("| 20.00 | 16.00 | 1.25× |"));
         let path =
             std::env::temp_dir().join(format!("bench_report_test_{}.svg", std::process::id()));
         write_svg(&r, &path).unwrap();
