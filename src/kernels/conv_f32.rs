@@ -16,6 +16,8 @@
 
 use ndarray::ArrayViewMut2;
 
+use super::window;
+
 use super::direct::{DirectConv, MAX_CHANNELS};
 use crate::activation::Activation;
 
@@ -59,31 +61,13 @@ pub(crate) fn rows(
         "direct conv output row length"
     );
 
-    // Horizontally interior outputs, as in the depthwise kernel (a tap may
-    // miss the row entirely under wide padding: clamp).
-    let (lo, hi) = (0..kw)
-        .map(|kx| g.w.valid_outputs(kx))
-        .fold((0, g.w.output), |(lo, hi), r| {
-            (lo.max(r.start), hi.min(r.end))
-        });
-    let lo = lo.min(g.w.output);
-    let hi = hi.max(lo);
-    assert!(hi <= g.w.output, "direct conv interior past the row");
-    let ix = |ox: usize, kx: usize| {
-        (ox * g.w.stride + kx * g.w.dilation) as isize - g.w.pad_before as isize
-    };
-    if lo < hi {
-        assert!(
-            ix(lo, 0) >= 0 && ix(hi - 1, kw - 1) < g.w.input as isize,
-            "direct conv interior"
-        );
-    }
+    // Horizontally interior outputs: every tap kx reads inside the row.
+    let (lo, hi) = window::interior(&g.w);
 
     for (i, mut orow) in out.rows_mut().into_iter().enumerate() {
         let orow = orow.as_slice_mut().expect("output rows are contiguous");
         let (b, oy) = ((first_row + i) / g.h.output, (first_row + i) % g.h.output);
-        let mut ky_range = (0..kh).filter(|&ky| g.h.input_index(oy, ky).is_some());
-        let Some(ky0) = ky_range.next() else {
+        let Some((ky0, ky1, iy0)) = window::taps_inside(&g.h, oy) else {
             // No tap inside the image: act(0 + bias).
             for px in orow.chunks_exact_mut(cout) {
                 for (j, o) in px.iter_mut().enumerate() {
@@ -92,10 +76,6 @@ pub(crate) fn rows(
             }
             continue;
         };
-        let ky1 = ky_range.next_back().unwrap_or(ky0) + 1;
-        let iy0 = g.h.input_index(oy, ky0).expect("first valid row");
-        let iy_last = g.h.input_index(oy, ky1 - 1).expect("last valid row");
-        assert!(iy0 <= iy_last && iy_last < g.h.input, "direct conv rows");
         let row = Row {
             x: p.x[(b * g.h.input + iy0) * g.w.input * cin..].as_ptr(),
             row_step: g.h.dilation * g.w.input * cin,
@@ -113,12 +93,13 @@ pub(crate) fn rows(
         };
         // SAFETY: AVX2 and FMA were detected above. `row.x` points at input
         // row iy0 of image b, and rows iy0 + r·dilation for r < rows are rows
-        // of that image (iy_last < H, checked). The weight rows ky0..ky1 are
-        // inside `weight` (length kh·kw·cin·cout, checked), as is the bias
-        // (length cout). `orow` holds exactly `ow·cout` values (checked).
-        // `pixel_checked` reads input columns only for taps it has checked
-        // to be inside the row; `interior` reads columns ix(lo..hi, 0..kw),
-        // inside the row by the assertion on the extremes above.
+        // of that image (`taps_inside` checked the last one is below H). The
+        // weight rows ky0..ky1 lie inside `weight` (length kh·kw·cin·cout, checked),
+        // and the bias has cout values (checked). `orow` holds exactly
+        // `ow·cout` values (checked). `pixel_checked` reads input columns
+        // only for taps it has checked to be inside the row; `interior` reads
+        // columns of pixels lo..hi, all inside the row (`window::interior`
+        // checked the extremes).
         unsafe {
             for ox in (0..lo).chain(hi..g.w.output) {
                 row.pixel_checked(ox, orow.as_mut_ptr().add(ox * cout));

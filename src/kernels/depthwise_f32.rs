@@ -21,6 +21,8 @@
 
 use ndarray::ArrayViewMut2;
 
+use super::window;
+
 use super::depthwise::Depthwise;
 use crate::activation::Activation;
 
@@ -64,35 +66,13 @@ pub(crate) fn rows(
     );
 
     // Horizontally interior outputs: every tap kx reads inside the row.
-    let (lo, hi) = (0..kw)
-        .map(|kx| g.w.valid_outputs(kx))
-        .fold((0, g.w.output), |(lo, hi), r| {
-            (lo.max(r.start), hi.min(r.end))
-        });
-    // (A tap may miss the row entirely, e.g. under wide explicit padding,
-    // and then its range starts past the last output: clamp.)
-    let lo = lo.min(g.w.output);
-    let hi = hi.max(lo);
-    assert!(hi <= g.w.output, "depthwise interior past the row");
-    // Check the interior against the raw index arithmetic at its extremes
-    // (the index grows with ox and kx), so the unchecked loads below stay in
-    // the row even if `valid_outputs` were wrong.
-    let ix = |ox: usize, kx: usize| {
-        (ox * g.w.stride + kx * g.w.dilation) as isize - g.w.pad_before as isize
-    };
-    if lo < hi {
-        assert!(
-            ix(lo, 0) >= 0 && ix(hi - 1, kw - 1) < g.w.input as isize,
-            "depthwise interior"
-        );
-    }
+    let (lo, hi) = window::interior(&g.w);
 
     for (i, mut orow) in out.rows_mut().into_iter().enumerate() {
         let orow = orow.as_slice_mut().expect("output rows are contiguous");
         let (b, oy) = ((first_row + i) / g.h.output, (first_row + i) % g.h.output);
         // The kernel rows that land inside the image: a contiguous range.
-        let mut ky_range = (0..kh).filter(|&ky| g.h.input_index(oy, ky).is_some());
-        let Some(ky0) = ky_range.next() else {
+        let Some((ky0, ky1, iy0)) = window::taps_inside(&g.h, oy) else {
             // No tap inside the image: bias (or zero), then the activation.
             for px in orow.chunks_exact_mut(c) {
                 match p.bias {
@@ -103,10 +83,6 @@ pub(crate) fn rows(
             p.activation.apply_slice(orow);
             continue;
         };
-        let ky1 = ky_range.next_back().unwrap_or(ky0) + 1;
-        let iy0 = g.h.input_index(oy, ky0).expect("first valid row");
-        let iy_last = g.h.input_index(oy, ky1 - 1).expect("last valid row");
-        assert!(iy0 <= iy_last && iy_last < g.h.input, "depthwise rows");
         let row = Row {
             // The input row of kernel row ky0 in image b.
             x: p.x[(b * g.h.input + iy0) * g.w.input * c..].as_ptr(),
@@ -124,12 +100,13 @@ pub(crate) fn rows(
         };
         // SAFETY: AVX2 and FMA were detected above. `row.x` points at input
         // row iy0 of image b, and rows iy0 + r·dilation for r < rows are rows
-        // of that image (iy_last < H, checked). The weight rows ky0..ky1 are
-        // inside `weight` (length kh·kw·c, checked), as is the bias (length
-        // c). `orow` holds exactly `ow·c` values (checked). `row_px` reads
-        // input columns ix(ox, kx) only for taps it has checked to be inside
-        // the row; `interior` reads ix(lo..hi, 0..kw), inside the row by the
-        // assertion on the extremes above.
+        // of that image (`taps_inside` checked the last one is below H). The
+        // weight rows ky0..ky1 lie inside `weight` (length kh·kw·c, checked),
+        // and the bias has c values (checked). `orow` holds exactly
+        // `ow·c` values (checked). `pixel_checked` reads input columns
+        // only for taps it has checked to be inside the row; `interior` reads
+        // columns of pixels lo..hi, all inside the row (`window::interior`
+        // checked the extremes).
         unsafe {
             for ox in (0..lo).chain(hi..g.w.output) {
                 row.pixel_checked(ox, orow.as_mut_ptr().add(ox * c));

@@ -15,6 +15,8 @@ pub(crate) mod gemm;
 pub(crate) mod gemm_f32;
 #[cfg(target_arch = "x86_64")]
 mod lanes;
+#[cfg(target_arch = "x86_64")]
+mod window;
 
 pub use gemm::Scalar;
 pub(crate) use gemm_f32::available as avx2_fma_available;
