@@ -16,9 +16,8 @@
 
 use ndarray::ArrayViewMut2;
 
-use super::window;
-
 use super::direct::{DirectConv, MAX_CHANNELS};
+use super::window;
 use crate::activation::Activation;
 
 /// Runs `p` on output rows `first_row..first_row + out.nrows()` (rows of the

@@ -11,9 +11,11 @@
 //!
 //! One generic body is compiled twice: portable (what the baseline target
 //! vectorizes to), and inside an AVX2+FMA `#[target_feature]` wrapper, where
-//! the same loop becomes 8-wide fused multiply-adds. (Keeping a pixel's
-//! accumulators in registers across the taps was tried and measured slower:
-//! the compiler did not vectorize it, about 60 instructions per output.)
+//! the same loop becomes 8-wide fused multiply-adds. Asked for AVX2, f32
+//! problems with multiplier 1 and fewer than 512 channels go to the
+//! register-blocked intrinsics kernel of [`super::depthwise_f32`] first
+//! (written by hand: the compiler did not vectorize the same idea written
+//! generically, about 60 instructions per output).
 
 use ndarray::ArrayViewMut2;
 
@@ -21,7 +23,9 @@ use crate::Float;
 use crate::activation::Activation;
 use crate::geometry::ConvGeometry;
 
-/// A depthwise problem over a contiguous NHWC input.
+/// A depthwise problem over a contiguous NHWC input. (`pub` only because
+/// the sealed [`Scalar`](super::Scalar) trait names it; this module is
+/// private to the crate.)
 pub struct Depthwise<'a, F> {
     /// Input, standard layout `[N, H, W, C]`.
     pub x: &'a [F],

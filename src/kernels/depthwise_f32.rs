@@ -21,14 +21,14 @@
 
 use ndarray::ArrayViewMut2;
 
-use super::window;
-
 use super::depthwise::Depthwise;
+use super::window;
 use crate::activation::Activation;
 
 /// Runs `p` on output rows `first_row..first_row + out.nrows()` with the
 /// AVX2+FMA kernel. Returns `false`, having done nothing, when this CPU lacks
-/// AVX2/FMA or the problem is not one this kernel takes (multiplier ≠ 1).
+/// AVX2/FMA or the problem is not one this kernel takes (multiplier ≠ 1, or
+/// 512 channels or more).
 ///
 /// **Panics** if the buffers do not match the problem (a bug in the caller).
 pub(crate) fn rows(

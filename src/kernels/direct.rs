@@ -12,7 +12,9 @@ use crate::geometry::ConvGeometry;
 /// The largest input channel count the direct kernel takes.
 pub(crate) const MAX_CHANNELS: usize = 4;
 
-/// An ungrouped convolution over a contiguous NHWC input.
+/// An ungrouped convolution over a contiguous NHWC input. (`pub` only
+/// because the sealed [`Scalar`](super::Scalar) trait names it; this module
+/// is private to the crate.)
 pub struct DirectConv<'a, F> {
     /// Input, standard layout `[N, H, W, C_in]`.
     pub x: &'a [F],
