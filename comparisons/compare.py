@@ -5,7 +5,8 @@ Reads --raw (written by run.sh): one directory per timing pass, pass1/,
 pass2/, …, each holding
   sepconv_mobilenet_A-R_tT.json   `cargo run --example mobilenet -- --json` (forward_ms_median)
   sepconv_layer.json              `cargo run --example export -- --time`
-  onnxruntime.json, tract.json    run_ort.py and tract/ (median_ms, max_rel_diff per case)
+  onnxruntime.json, tract.json,   run_ort.py, tract/ and candle/
+  candle.json                     (median_ms, max_rel_diff per case)
 
 Prints one table: a row per engine and thread count, a column per MobileNet
 and for the 14x14x512 layer (standard, separable, and standard / separable).
@@ -24,7 +25,7 @@ import sys
 from pathlib import Path
 
 LAYER = "layer_14x14x512"
-ENGINES = ["sepconv", "onnxruntime", "tract"]
+ENGINES = ["sepconv", "onnxruntime", "tract", "candle"]
 
 
 def cpu_name():

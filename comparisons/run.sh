@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Side-by-side comparison of sepconv with ONNX Runtime and tract, from a fresh
-# clone: creates comparisons/.venv with the pinned Python packages, builds
-# sepconv's examples and the tract runner, exports seeded MobileNets and the
-# 14x14x512 layer from sepconv, builds ONNX graphs from them, checks every
+# Side-by-side comparison of sepconv with ONNX Runtime, tract and candle, from
+# a fresh clone: creates comparisons/.venv with the pinned Python packages,
+# builds sepconv's examples and the tract and candle runners, exports seeded
+# MobileNets and the 14x14x512 layer from sepconv, builds ONNX graphs from them
+# (candle builds its networks from the exported tensors instead), checks every
 # engine's outputs against sepconv's (a mismatch stops the run), times all of
 # them at 1 and 2 threads, and prints one markdown table (also written to
 # comparisons/out/results.json). Not part of CI.
@@ -44,6 +45,10 @@ cargo build --release --quiet --example export --example mobilenet
 phase "setup: cargo build --release (comparisons/tract, locked)"
 cargo build --release --quiet --locked --manifest-path "$COMP/tract/Cargo.toml"
 TRACT="$COMP/tract/target/release/sepconv-compare-tract"
+
+phase "setup: cargo build --release (comparisons/candle, locked)"
+cargo build --release --quiet --locked --manifest-path "$COMP/candle/Cargo.toml"
+CANDLE="$COMP/candle/target/release/sepconv-compare-candle"
 SETUP_SECONDS=$SECONDS
 
 rm -rf "$OUT"
@@ -81,6 +86,10 @@ phase "pass $pass/$PASSES: ONNX Runtime: check against sepconv, time (median of 
 phase "pass $pass/$PASSES: tract: check against sepconv, time (median of $RUNS)"
 "$TRACT" "$OUT/onnx/manifest.tsv" --threads "$THREAD_LIST" --runs "$RUNS" --warmup "$WARMUP" \
     > "$RAW/tract.json"
+
+phase "pass $pass/$PASSES: candle: check against sepconv, time (median of $RUNS)"
+"$CANDLE" "$OUT/onnx/manifest.tsv" --threads "$THREAD_LIST" --runs "$RUNS" --warmup "$WARMUP" \
+    > "$RAW/candle.json"
 done
 
 phase "results"
