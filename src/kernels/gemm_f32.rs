@@ -216,7 +216,30 @@ fn block(
         let (first, last) = (p0 == 0, p0 + depth == k);
         for mb in (0..m).step_by(mc) {
             let mb_end = (mb + mc).min(m);
-            for j in 0..width.div_ceil(NR) {
+            // A single row in one pass (the classifier): whole panels four
+            // at a time, see `row_panels4`.
+            let mut j0 = 0;
+            if mb_end - mb == 1 && first && last {
+                while (j0 + 4) * NR <= width {
+                    // SAFETY: row mb of `a` has k floats (unit stride); panels
+                    // first_panel + j0 .. + 4 exist (their 64 columns are
+                    // inside `width`), each k × 16 floats, `PANEL` apart, with
+                    // 64 bias values; `c` row mb holds columns j0·16..+64.
+                    unsafe {
+                        row_panels4(
+                            k,
+                            a_ptr.add(mb * lda),
+                            b.panels[(first_panel + j0) * k * NR..][..4 * k * NR].as_ptr(),
+                            k * NR,
+                            b.bias[(first_panel + j0) * NR..][..4 * NR].as_ptr(),
+                            c_ptr.add(mb * ldc + j0 * NR),
+                            act,
+                        );
+                    }
+                    j0 += 4;
+                }
+            }
+            for j in j0..width.div_ceil(NR) {
                 let panel = &b.panels[(first_panel + j) * k * NR + p0 * NR..][..depth * NR];
                 let bias = &b.bias[(first_panel + j) * NR..][..NR];
                 let cols = NR.min(width - j * NR);
@@ -246,6 +269,60 @@ fn block(
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+/// One row of `A` (all of K) against four consecutive whole panels, bias
+/// and activation fused: eight independent accumulators and four streams of
+/// `B` at once. A one-row tile has one panel's two FMA chains to wait on and
+/// one stream of `B` from memory; the classifier (M = 1, 4 MB of weights) is
+/// that case: 1 × 1024 × 1000 went from 0.48–0.53 to 0.31–0.34 ms with caches
+/// flushed between calls (interleaved A/B, 1 thread). Each output is the same
+/// chain of FMAs over k as in the tile, so the bits do not change.
+///
+/// # Safety
+/// AVX2 and FMA are available; `a` points at k floats; `b` at four panels of
+/// k × 16 floats, `stride` floats apart; `bias` at 64 floats; `c` at 64
+/// writable floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_panels4(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    stride: usize,
+    bias: *const f32,
+    c: *mut f32,
+    act: Activation,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY (whole body): offsets stay inside the regions of the contract:
+    // p < k, q < 4, lanes < 16.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        for p in 0..k {
+            let av = _mm256_broadcast_ss(&*a.add(p));
+            for (q, acc) in acc.iter_mut().enumerate() {
+                let bq = b.add(q * stride + p * NR);
+                acc[0] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bq), acc[0]);
+                acc[1] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bq.add(8)), acc[1]);
+            }
+        }
+        let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
+        let finish = |v: __m256| match act {
+            Activation::Identity => v,
+            Activation::Relu => _mm256_max_ps(zero, v),
+            Activation::Relu6 => _mm256_min_ps(six, _mm256_max_ps(zero, v)),
+        };
+        for (q, acc) in acc.iter().enumerate() {
+            for (h, &v) in acc.iter().enumerate() {
+                let o = q * NR + 8 * h;
+                _mm256_storeu_ps(
+                    c.add(o),
+                    finish(_mm256_add_ps(v, _mm256_loadu_ps(bias.add(o)))),
+                );
             }
         }
     }
@@ -418,7 +495,8 @@ mod tests {
             return;
         }
         for m in [1, 5, 6, 7, 12, 13, 50] {
-            for n in [1, 15, 16, 17, 33] {
+            // 70: four whole panels (one row takes them together), then 6 columns.
+            for n in [1, 15, 16, 17, 33, 70] {
                 for k in [1, 2, 9, 64, 1030] {
                     let a = Array2::from_shape_fn((m, k), |(i, j)| {
                         ((i * 7 + j * 3) % 11) as f32 / 4.0 - 1.0
