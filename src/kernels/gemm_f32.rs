@@ -297,6 +297,7 @@ unsafe fn row_panels4(
     c: *mut f32,
     act: Activation,
 ) {
+    use super::lanes::activate;
     use std::arch::x86_64::*;
     // SAFETY (whole body): offsets stay inside the regions of the contract:
     // p < k, q < 4, lanes < 16.
@@ -310,12 +311,7 @@ unsafe fn row_panels4(
                 acc[1] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bq.add(8)), acc[1]);
             }
         }
-        let (zero, six) = (_mm256_setzero_ps(), _mm256_set1_ps(6.0));
-        let finish = |v: __m256| match act {
-            Activation::Identity => v,
-            Activation::Relu => _mm256_max_ps(zero, v),
-            Activation::Relu6 => _mm256_min_ps(six, _mm256_max_ps(zero, v)),
-        };
+        let finish = |v: __m256| activate(act, v);
         for (q, acc) in acc.iter().enumerate() {
             for (h, &v) in acc.iter().enumerate() {
                 let o = q * NR + 8 * h;
@@ -394,6 +390,7 @@ unsafe fn tile_rows<const R: usize>(
     cols: usize,
     step: Step,
 ) {
+    use super::lanes::activate;
     use std::arch::x86_64::*;
     debug_assert!((1..=MR).contains(&R) && (1..=NR).contains(&cols));
     let rows = R;
@@ -435,19 +432,14 @@ unsafe fn tile_rows<const R: usize>(
         } else {
             (zero, zero)
         };
-        let six = _mm256_set1_ps(6.0);
-        // max(0, x) returns x when x is NaN (the second operand), so NaN
-        // propagates as in the scalar Activation::apply.
+        // The activation keeps NaN as the scalar Activation::apply does
+        // (`lanes::activate`: max/min return their second operand on NaN).
         let act = if step.last {
             step.act
         } else {
             Activation::Identity
         };
-        let finish = |v: __m256| match act {
-            Activation::Identity => v,
-            Activation::Relu => _mm256_max_ps(zero, v),
-            Activation::Relu6 => _mm256_min_ps(six, _mm256_max_ps(zero, v)),
-        };
+        let finish = |v: __m256| activate(act, v);
         for (r, acc_r) in acc.iter().enumerate().take(rows) {
             let (v0, v1) = if step.last {
                 (
