@@ -19,6 +19,7 @@ use ndarray::ArrayViewMut2;
 use super::direct::{DirectConv, MAX_CHANNELS};
 use super::window;
 use crate::activation::Activation;
+use crate::geometry::AxisGeometry;
 
 /// Runs `p` on output rows `first_row..first_row + out.nrows()` (rows of the
 /// `[N·OH, OW·C_out]` output). Returns `false`, having done nothing, when
@@ -84,10 +85,7 @@ pub(crate) fn rows(
             cin,
             cout,
             kw,
-            stride: g.w.stride,
-            dilation: g.w.dilation,
-            pad: g.w.pad_before,
-            width: g.w.input,
+            cols: g.w,
             activation: p.activation,
         };
         // SAFETY: AVX2 and FMA were detected above. `row.x` points at input
@@ -119,10 +117,8 @@ struct Row {
     cin: usize,
     cout: usize,
     kw: usize,
-    stride: usize,
-    dilation: usize,
-    pad: usize,
-    width: usize,
+    /// The horizontal axis: stride, dilation, padding, input width.
+    cols: AxisGeometry,
     activation: Activation,
 }
 
@@ -177,7 +173,8 @@ mod avx2 {
                     let wr = self.weight.add(r * self.kw * cin * cout + cb);
                     for kx in 0..self.kw {
                         // Input column of pixel ox, tap kx; pixel j is j·stride further.
-                        let ix0 = ox * self.stride + kx * self.dilation - self.pad;
+                        let ix0 =
+                            ox * self.cols.stride + kx * self.cols.dilation - self.cols.pad_before;
                         for ci in 0..cin {
                             let wp = wr.add((kx * cin + ci) * cout);
                             let mut w = [_mm256_setzero_ps(); V];
@@ -186,7 +183,7 @@ mod avx2 {
                             }
                             for (j, a) in acc.iter_mut().enumerate() {
                                 let x = _mm256_broadcast_ss(
-                                    &*xr.add((ix0 + j * self.stride) * cin + ci),
+                                    &*xr.add((ix0 + j * self.cols.stride) * cin + ci),
                                 );
                                 for (v, a) in a.iter_mut().enumerate() {
                                     *a = _mm256_fmadd_ps(x, w[v], *a);
@@ -265,10 +262,7 @@ mod avx2 {
                         let xr = self.x.add(r * self.row_step);
                         let wr = self.weight.add(r * self.kw * cin * cout + cb);
                         for kx in 0..self.kw {
-                            let Some(ix) = (ox * self.stride + kx * self.dilation)
-                                .checked_sub(self.pad)
-                                .filter(|&ix| ix < self.width)
-                            else {
+                            let Some(ix) = self.cols.input_index(ox, kx) else {
                                 continue;
                             };
                             for ci in 0..cin {

@@ -24,6 +24,7 @@ use ndarray::ArrayViewMut2;
 use super::depthwise::Depthwise;
 use super::window;
 use crate::activation::Activation;
+use crate::geometry::AxisGeometry;
 
 /// Runs `p` on output rows `first_row..first_row + out.nrows()` with the
 /// AVX2+FMA kernel. Returns `false`, having done nothing, when this CPU lacks
@@ -92,10 +93,7 @@ pub(crate) fn rows(
             bias: p.bias.map(<[f32]>::as_ptr),
             c,
             kw,
-            stride: g.w.stride,
-            dilation: g.w.dilation,
-            pad: g.w.pad_before,
-            width: g.w.input,
+            cols: g.w,
             activation: p.activation,
         };
         // SAFETY: AVX2 and FMA were detected above. `row.x` points at input
@@ -126,10 +124,8 @@ struct Row {
     bias: Option<*const f32>,
     c: usize,
     kw: usize,
-    stride: usize,
-    dilation: usize,
-    pad: usize,
-    width: usize,
+    /// The horizontal axis: stride, dilation, padding, input width.
+    cols: AxisGeometry,
     activation: Activation,
 }
 
@@ -187,9 +183,10 @@ mod avx2 {
                             *w = lanes.load(wr.add(kx * c + 8 * v));
                         }
                         // Input column of pixel ox, tap kx; pixel j is j·stride further.
-                        let ix0 = ox * self.stride + kx * self.dilation - self.pad;
+                        let ix0 =
+                            ox * self.cols.stride + kx * self.cols.dilation - self.cols.pad_before;
                         for (j, a) in acc.iter_mut().enumerate() {
-                            let xp = xr.add((ix0 + j * self.stride) * c);
+                            let xp = xr.add((ix0 + j * self.cols.stride) * c);
                             for (v, a) in a.iter_mut().enumerate() {
                                 *a = _mm256_fmadd_ps(lanes.load(xp.add(8 * v)), w[v], *a);
                             }
@@ -293,10 +290,7 @@ mod avx2 {
                         let xr = self.x.add(r * self.row_step + cb);
                         let wr = self.weight.add(r * self.kw * c + cb);
                         for kx in 0..self.kw {
-                            let Some(ix) = (ox * self.stride + kx * self.dilation)
-                                .checked_sub(self.pad)
-                                .filter(|&ix| ix < self.width)
-                            else {
+                            let Some(ix) = self.cols.input_index(ox, kx) else {
                                 continue;
                             };
                             let x = lanes.load(xr.add(ix * c));

@@ -393,7 +393,6 @@ unsafe fn tile_rows<const R: usize>(
     use super::lanes::activate;
     use std::arch::x86_64::*;
     debug_assert!((1..=MR).contains(&R) && (1..=NR).contains(&cols));
-    let rows = R;
     // SAFETY (whole body): the pointer offsets stay within the regions the
     // caller guarantees: row r < R, p < k, panel offsets < 16·k.
     unsafe {
@@ -404,7 +403,7 @@ unsafe fn tile_rows<const R: usize>(
         // Later depth blocks start from what the earlier ones stored.
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         if !step.first {
-            for (r, acc_r) in acc.iter_mut().enumerate().take(rows) {
+            for (r, acc_r) in acc.iter_mut().enumerate() {
                 let src = c.add(r * ldc);
                 if cols == NR {
                     acc_r[0] = _mm256_loadu_ps(src);
@@ -440,7 +439,7 @@ unsafe fn tile_rows<const R: usize>(
             Activation::Identity
         };
         let finish = |v: __m256| activate(act, v);
-        for (r, acc_r) in acc.iter().enumerate().take(rows) {
+        for (r, acc_r) in acc.iter().enumerate() {
             let (v0, v1) = if step.last {
                 (
                     finish(_mm256_add_ps(acc_r[0], bias0)),
