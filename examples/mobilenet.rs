@@ -5,6 +5,7 @@
 //! cargo run --release --example mobilenet -- --alpha 0.5 --resolution 160
 //! cargo run --release --example mobilenet -- --variant full-conv --json
 //! cargo run --release --example mobilenet -- --threads 1 --profile   # time per layer
+//! cargo run --release --example mobilenet -- --threads 2 --scaling   # 1 vs 2 threads
 //! ```
 
 #[path = "support/mod.rs"]
@@ -31,6 +32,8 @@ usage: cargo run --release --example mobilenet -- [OPTIONS]
   --runs N             timed forward passes after one warm-up (default 10)
   --seed S             weight seed (default 0)
   --profile            time each layer (median over the runs) instead of the cost table
+  --scaling            time each layer and the forward with 1 thread and with --threads T
+                       (default: all cores), alternating run by run, and print the speed-ups
   --markdown           print the table as markdown
   --json               machine-readable output
   -h, --help           this text";
@@ -38,7 +41,7 @@ usage: cargo run --release --example mobilenet -- [OPTIONS]
 fn run() -> Result<(), String> {
     let mut config = MobileNetConfig::new();
     let (mut batch, mut threads, mut runs, mut seed) = (1usize, 0usize, 10usize, 0u64);
-    let (mut json, mut markdown, mut profile) = (false, false, false);
+    let (mut json, mut markdown, mut profile, mut scaling) = (false, false, false, false);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -64,11 +67,15 @@ fn run() -> Result<(), String> {
             "--json" => json = true,
             "--markdown" => markdown = true,
             "--profile" => profile = true,
+            "--scaling" => scaling = true,
             s => return Err(format!("unknown argument {s}; see --help")),
         }
     }
     if batch == 0 || runs == 0 {
         return Err("--batch and --runs must be ≥ 1".into());
+    }
+    if scaling {
+        return thread_scaling(config, batch, runs, seed, threads);
     }
     // Run inside the pool (not from the main thread into it), so the
     // forward's parallel sections start on a worker instead of hopping cores.
@@ -135,6 +142,104 @@ fn per_layer(config: MobileNetConfig, batch: usize, runs: usize, seed: u64) -> R
         total,
         100.0,
         macs / (total * 1e6)
+    );
+    Ok(())
+}
+
+/// Times each layer and the whole forward with one thread and with
+/// `threads`, alternating the two pools run by run so that both see the same
+/// machine (on a shared VM, runs minutes apart differ more than the speed-up
+/// itself), and prints the medians and speed-ups. The sum of the layers
+/// leaves out what happens between them (handing out the buffers, the
+/// pool's hand-offs); the forward line includes it.
+fn thread_scaling(
+    config: MobileNetConfig,
+    batch: usize,
+    runs: usize,
+    seed: u64,
+    threads: usize,
+) -> Result<(), String> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        t => t,
+    };
+    if threads < 2 {
+        return Err(format!(
+            "--scaling compares 1 thread with more: --threads {threads} (0 means all cores, \
+             and this machine reports {})",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        ));
+    }
+    let net = MobileNet::<f32>::seeded(&config, seed).map_err(|e| e.to_string())?;
+    let summary = net.summary();
+    let x = input(&net, batch);
+    let pools = [1, threads]
+        .into_iter()
+        .map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let layers = summary.rows.len();
+    let mut forward = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
+    let mut per_layer = [
+        vec![Vec::with_capacity(runs); layers],
+        vec![Vec::with_capacity(runs); layers],
+    ];
+    for pool in &pools {
+        pool.install(|| net.forward(x.view()))
+            .map_err(|e| e.to_string())?; // warm-up
+    }
+    for _ in 0..runs {
+        for (p, pool) in pools.iter().enumerate() {
+            pool.install(|| -> Result<(), String> {
+                // The profiled forward first: it wakes this pool's workers
+                // after the other pool's turn, so the timed forward after it
+                // sees a warm pool, as forwards run back to back do.
+                let (_, times) = net.forward_profiled(x.view()).map_err(|e| e.to_string())?;
+                for (s, t) in per_layer[p].iter_mut().zip(times) {
+                    s.push(t);
+                }
+                let t = std::time::Instant::now();
+                std::hint::black_box(net.forward(x.view()).map_err(|e| e.to_string())?);
+                forward[p].push(t.elapsed());
+                Ok(())
+            })?;
+        }
+    }
+    let [one, many] = per_layer.map(|l| l.into_iter().map(support::median_ms).collect::<Vec<_>>());
+    println!(
+        "MobileNet v1 {}, batch {batch}, 1 thread and {threads} threads alternating, median of {runs}\n",
+        config.name()
+    );
+    println!(
+        "{:<24} {:>16} {:>10} {:>10} {:>9}",
+        "layer",
+        "output",
+        "ms 1T",
+        format!("ms {threads}T"),
+        "speed-up"
+    );
+    for ((row, a), b) in summary.rows.iter().zip(&one).zip(&many) {
+        let [h, w, c] = row.spec.output;
+        println!(
+            "{:<24} {:>16} {a:>10.3} {b:>10.3} {:>8.2}×",
+            row.spec.name,
+            format!("{h}×{w}×{c}"),
+            a / b
+        );
+    }
+    let (a, b): (f64, f64) = (one.iter().sum(), many.iter().sum());
+    println!(
+        "{:<24} {:>16} {a:>10.3} {b:>10.3} {:>8.2}×",
+        "sum of layers",
+        "",
+        a / b
+    );
+    let [a, b] = forward.map(support::median_ms);
+    println!(
+        "{:<24} {:>16} {a:>10.3} {b:>10.3} {:>8.2}×",
+        "forward",
+        "",
+        a / b
     );
     Ok(())
 }
