@@ -7,14 +7,17 @@ pass2/, …, each holding
   sepconv_layer.json              `cargo run --example export -- --time`
   onnxruntime.json, tract.json,   run_ort.py, tract/ and candle/
   candle.json                     (median_ms, max_rel_diff per case)
+  fma_peak.json                   fma_peak.rs: one core's f32 FMA peak
 
 Prints one table: a row per engine and thread count, a column per MobileNet
 and for the 14x14x512 layer (standard, separable, and standard / separable).
 Each cell is `ms (r×)`: ms the best of the pass medians, r = that time /
 sepconv's at the same thread count (above 1: slower than sepconv). Every
 pass median is kept in the JSON. Then the agreement of each
-engine with sepconv's outputs (max |diff| / max |ref|). Writes both to
---json.
+engine with sepconv's outputs (max |diff| / max |ref|), and, when the CPU
+has AVX2+FMA, each engine's share of the FMA peak on the networks:
+mult-adds / (time × peak per core × threads), with the floor (the time at
+100%). Writes all of it to --json.
 """
 
 import argparse
@@ -52,7 +55,7 @@ def main():
 
     # times[engine][threads][case] = [ms of each pass]; diffs[...] = max rel diff
     times, diffs, versions = {}, {}, {}
-    models = set()
+    models, madds, peaks = set(), {}, []
 
     def add(engine, threads, case, ms):
         times.setdefault(engine, {}).setdefault(threads, {}).setdefault(case, []).append(ms)
@@ -69,7 +72,11 @@ def main():
             if doc["threads"] != threads:
                 sys.exit(f"compare: {f} ran on {doc['threads']} threads")
             models.add(m.group(1))
+            madds[f"mobilenet_{m.group(1)}"] = doc["mult_adds"]
             add("sepconv", threads, f"mobilenet_{m.group(1)}", doc["forward_ms_median"])
+        peak = json.loads((raw / "fma_peak.json").read_text())
+        if peak.get("isa"):
+            peaks.append(peak["gmacs_per_core"])
         layer = json.loads((raw / "sepconv_layer.json").read_text())
         runs = layer["runs"]
         for row in layer["timings"]:
@@ -127,6 +134,32 @@ def main():
             agree.append(f"| {engine} | {threads} | " + " | ".join(f"{d[c]:.1e}" if c in d else "—" for c in cases) + " |")
     agreement = "\n".join(agree)
 
+    # Share of the FMA peak: the best pass's peak (the one least disturbed by
+    # other load), as the time cells are best-of-passes.
+    peak = max(peaks) if peaks else None
+    share_rows, share = [], None
+    if peak:
+        nets = [c for c in cases if c in madds]
+        share = [
+            "| engine | threads | " + " | ".join(f"MobileNet {c.split('_', 1)[1]}" for c in nets) + " |",
+            "| --- | ---: | " + " | ".join("---:" for _ in nets) + " |",
+        ]
+        all_threads = sorted({t for e in times.values() for t in e})
+        for threads in all_threads:
+            floor = [madds[c] / (peak * 1e9 * threads) * 1e3 for c in nets]
+            share.append(f"| floor (ms at 100%) | {threads} | " + " | ".join(f"{f:.2f}" for f in floor) + " |")
+        for engine in ENGINES:
+            for threads in sorted(times.get(engine, {})):
+                cells, record = [], {}
+                for c in nets:
+                    ms = best(engine, threads, c)
+                    frac = madds[c] / (ms * 1e-3 * peak * 1e9 * threads) if ms else None
+                    cells.append(f"{100 * frac:.0f}%" if frac else "—")
+                    record[c] = frac
+                share.append(f"| {engine} | {threads} | " + " | ".join(cells) + " |")
+                share_rows.append({"engine": engine, "threads": threads, "share_of_peak": record})
+        share = "\n".join(share)
+
     print(
         f"Forward time in ms, best of {len(passes)} pass medians of {runs} runs each (ratio to sepconv "
         "at the same thread count; above 1× is slower than sepconv):\n"
@@ -134,8 +167,19 @@ def main():
     print(table)
     print("\nAgreement with sepconv's outputs, max |diff| / max |ref| (must be ≤ 1e-4):\n")
     print(agreement)
+    if share:
+        print(
+            f"\nShare of the FMA peak ({peak:.1f} GMAC/s per core, AVX2+FMA, best of {len(peaks)} "
+            "passes of fma_peak.rs): mult-adds / (best time × peak × threads):\n"
+        )
+        print(share)
     doc = {
-        "machine": {"cpu": cpu_name(), "python": platform.python_version()},
+        "machine": {
+            "cpu": cpu_name(),
+            "python": platform.python_version(),
+            "fma_peak_gmacs_per_core": peak,
+            "fma_peak_pass_values": peaks,
+        },
         "versions": versions,
         "runs": runs,
         "passes": len(passes),
@@ -143,6 +187,9 @@ def main():
         "rows": rows,
         "table_markdown": table,
         "agreement_markdown": agreement,
+        "mult_adds": madds,
+        "share_of_peak": share_rows,
+        "share_of_peak_markdown": share,
     }
     args.json.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"\nwritten to {args.json}")

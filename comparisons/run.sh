@@ -6,7 +6,8 @@
 # (candle builds its networks from the exported tensors instead), checks every
 # engine's outputs against sepconv's (a mismatch stops the run), times all of
 # them at 1 and 2 threads, and prints one markdown table (also written to
-# comparisons/out/results.json). Not part of CI.
+# comparisons/out/results.json), with each engine's share of this machine's
+# FMA peak (measured by comparisons/fma_peak.rs in every pass). Not part of CI.
 #
 # The timings run in PASSES passes (default 3), each timing every engine on
 # every case back to back; a cell of the table is the best of the pass
@@ -53,6 +54,9 @@ SETUP_SECONDS=$SECONDS
 
 rm -rf "$OUT"
 mkdir -p "$OUT/data" "$OUT/onnx" "$OUT/raw"
+
+phase "setup: rustc -O comparisons/fma_peak.rs (this core's FMA peak, for the share-of-peak table)"
+rustc --edition 2024 -O -o "$OUT/fma_peak" "$COMP/fma_peak.rs"
 model_args=()
 for m in $MODELS; do model_args+=(--model "$m"); done
 
@@ -65,6 +69,9 @@ phase "build ONNX graphs"
 for pass in $(seq 1 "$PASSES"); do
 RAW="$OUT/raw/pass$pass"
 mkdir -p "$RAW"
+
+phase "pass $pass/$PASSES: FMA peak of one core"
+"$OUT/fma_peak" | tee "$RAW/fma_peak.json"
 
 phase "pass $pass/$PASSES: time sepconv (median of $RUNS)"
 for m in $MODELS; do
