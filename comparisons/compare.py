@@ -4,16 +4,21 @@
 Reads --raw (written by run.sh): one directory per timing pass, pass1/,
 pass2/, …, each holding
   sepconv_mobilenet_A-R_tT.json   `cargo run --example mobilenet -- --json` (forward_ms_median)
-  sepconv_layer.json              `cargo run --example export -- --time`
-  onnxruntime.json, tract.json,   run_ort.py, tract/ and candle/
-  candle.json                     (median_ms, max_rel_diff per case)
+  sepconv_layer_*.json            `cargo run --example export -- --time`
+  onnxruntime_*.json, tract_*.json,
+  candle_*.json                   run_ort.py, tract/ and candle/ (median_ms,
+                                  max_rel_diff per case), one file per case
   fma_peak.json                   fma_peak.rs: one core's f32 FMA peak
 
 Prints one table: a row per engine and thread count, a column per MobileNet
-and for the 14x14x512 layer (standard, separable, and standard / separable).
-Each cell is `ms (r×)`: ms the best of the pass medians, r = that time /
-sepconv's at the same thread count (above 1: slower than sepconv). Every
-pass median is kept in the JSON. Then the agreement of each
+and for the 14x14x512 layer (standard, separable, and standard / separable,
+the median over passes of that ratio within a pass).
+Each cell is `ms (r×)`: ms the best of the pass medians, r the median over
+passes of the ratio engine / sepconv within a pass, at the same thread count
+(above 1: slower than sepconv). Within a pass the engines time a case seconds
+apart, so the ratio of a pass compares them on nearly the same machine; the
+median over passes drops the passes a burst of load decided. Every pass
+median and ratio is kept in the JSON. Then the agreement of each
 engine with sepconv's outputs (max |diff| / max |ref|), and, when the CPU
 has AVX2+FMA, each engine's share of the FMA peak on the networks:
 mult-adds / (time × peak per core × threads), with the floor (the time at
@@ -53,18 +58,20 @@ def main():
     ap.add_argument("--json", required=True, type=Path)
     args = ap.parse_args()
 
-    # times[engine][threads][case] = [ms of each pass]; diffs[...] = max rel diff
+    # times[engine][threads][case] = {pass: ms}; diffs[...] = max rel diff
     times, diffs, versions = {}, {}, {}
     models, madds, peaks = set(), {}, []
+    current = None  # the pass being read
 
     def add(engine, threads, case, ms):
-        times.setdefault(engine, {}).setdefault(threads, {}).setdefault(case, []).append(ms)
+        times.setdefault(engine, {}).setdefault(threads, {}).setdefault(case, {})[current] = ms
 
     passes = sorted(args.raw.glob("pass*"))
     if not passes:
         sys.exit(f"compare: no pass*/ directories in {args.raw}")
     runs = None
     for raw in passes:
+        current = raw.name
         for f in sorted(raw.glob("sepconv_mobilenet_*_t*.json")):
             m = re.fullmatch(r"sepconv_mobilenet_(.+)_t(\d+)\.json", f.name)
             doc = json.loads(f.read_text())
@@ -77,31 +84,51 @@ def main():
         peak = json.loads((raw / "fma_peak.json").read_text())
         if peak.get("isa"):
             peaks.append(peak["gmacs_per_core"])
-        layer = json.loads((raw / "sepconv_layer.json").read_text())
-        runs = layer["runs"]
-        for row in layer["timings"]:
-            add("sepconv", row["threads"], f"{LAYER}_standard", row["standard_ms"])
-            add("sepconv", row["threads"], f"{LAYER}_separable", row["separable_ms"])
+        for f in sorted(raw.glob("sepconv_layer*.json")):
+            layer = json.loads(f.read_text())
+            runs = layer["runs"]
+            for row in layer["timings"]:
+                add("sepconv", row["threads"], f"{LAYER}_standard", row["standard_ms"])
+                add("sepconv", row["threads"], f"{LAYER}_separable", row["separable_ms"])
         for engine in ENGINES[1:]:
-            doc = json.loads((raw / f"{engine}.json").read_text())
-            versions[engine] = doc["version"]
-            for r in doc["results"]:
-                add(engine, r["threads"], r["case"], r["median_ms"])
-                d = diffs.setdefault(engine, {}).setdefault(r["threads"], {})
-                d[r["case"]] = max(d.get(r["case"], 0.0), r["max_rel_diff"])
+            files = sorted(raw.glob(f"{engine}*.json"))
+            if not files:
+                sys.exit(f"compare: no {engine} results in {raw}")
+            for f in files:
+                doc = json.loads(f.read_text())
+                versions[engine] = doc["version"]
+                for r in doc["results"]:
+                    add(engine, r["threads"], r["case"], r["median_ms"])
+                    d = diffs.setdefault(engine, {}).setdefault(r["threads"], {})
+                    d[r["case"]] = max(d.get(r["case"], 0.0), r["max_rel_diff"])
+
+    def passes_of(engine, threads, case):
+        return times.get(engine, {}).get(threads, {}).get(case, {})
 
     def best(engine, threads, case):
-        v = times.get(engine, {}).get(threads, {}).get(case)
-        return min(v) if v else None
+        v = passes_of(engine, threads, case)
+        return min(v.values()) if v else None
+
+    def pass_ratios(engine, threads, case):
+        """engine / sepconv in each pass that timed both."""
+        mine, ref = passes_of(engine, threads, case), passes_of("sepconv", threads, case)
+        return {p: mine[p] / ref[p] for p in mine if ref.get(p)}
+
+    def median(values):
+        v = sorted(values)
+        if not v:
+            return None
+        mid = len(v) // 2
+        return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
 
     models = sorted(models, key=model_key)
     cases = [f"mobilenet_{m}" for m in models] + [f"{LAYER}_standard", f"{LAYER}_separable"]
     header = [f"MobileNet {m}" for m in models] + ["14×14×512 standard", "14×14×512 separable", "standard / separable"]
 
-    def cell(ms, base):
+    def cell(ms, ratio):
         if ms is None:
             return "—"
-        return f"{ms:.2f} ({ms / base:.2f}×)" if base else f"{ms:.2f}"
+        return f"{ms:.2f} ({ratio:.2f}×)" if ratio else f"{ms:.2f}"
 
     lines = [
         "| engine | threads | " + " | ".join(header) + " |",
@@ -112,16 +139,19 @@ def main():
         for threads in sorted(times.get(engine, {})):
             cells, record = [], {}
             for case in cases:
-                ms, ref = best(engine, threads, case), best("sepconv", threads, case)
-                cells.append(cell(ms, ref))
+                ms, ratios = best(engine, threads, case), pass_ratios(engine, threads, case)
+                ratio = median(ratios.values())
+                cells.append(cell(ms, ratio))
                 record[case] = {
                     "best_ms": ms,
-                    "pass_medians_ms": times[engine][threads].get(case),
-                    "ratio_to_sepconv": ms / ref if ms is not None and ref else None,
+                    "pass_medians_ms": passes_of(engine, threads, case),
+                    "pass_ratios_to_sepconv": ratios,
+                    "ratio_to_sepconv": ratio,
                     "max_rel_diff": diffs.get(engine, {}).get(threads, {}).get(case),
                 }
-            std, sep = best(engine, threads, f"{LAYER}_standard"), best(engine, threads, f"{LAYER}_separable")
-            ratio = std / sep if std and sep else None
+            # Standard over separable within each pass (timed seconds apart).
+            std, sep = passes_of(engine, threads, f"{LAYER}_standard"), passes_of(engine, threads, f"{LAYER}_separable")
+            ratio = median(std[p] / sep[p] for p in std if sep.get(p))
             cells.append(f"{ratio:.2f}" if ratio else "—")
             lines.append(f"| {engine} | {threads} | " + " | ".join(cells) + " |")
             rows.append({"engine": engine, "threads": threads, "cases": record, "standard_over_separable": ratio})
@@ -161,8 +191,9 @@ def main():
         share = "\n".join(share)
 
     print(
-        f"Forward time in ms, best of {len(passes)} pass medians of {runs} runs each (ratio to sepconv "
-        "at the same thread count; above 1× is slower than sepconv):\n"
+        f"Forward time in ms, best of {len(passes)} pass medians of {runs} runs each (in parentheses: "
+        "the median over passes of the time over sepconv's in the same pass, at the same thread "
+        "count; above 1× is slower than sepconv):\n"
     )
     print(table)
     print("\nAgreement with sepconv's outputs, max |diff| / max |ref| (must be ≤ 1e-4):\n")
@@ -170,7 +201,7 @@ def main():
     if share:
         print(
             f"\nShare of the FMA peak ({peak:.1f} GMAC/s per core, AVX2+FMA, best of {len(peaks)} "
-            "passes of fma_peak.rs): mult-adds / (best time × peak × threads):\n"
+            f"pass{'es' if len(peaks) > 1 else ''} of fma_peak.rs): mult-adds / (best time × peak × threads):\n"
         )
         print(share)
     doc = {

@@ -9,10 +9,11 @@
 # comparisons/out/results.json), with each engine's share of this machine's
 # FMA peak (measured by comparisons/fma_peak.rs in every pass). Not part of CI.
 #
-# The timings run in PASSES passes (default 3), each timing every engine on
-# every case back to back; a cell of the table is the best of the pass
-# medians, so a burst of load on this shared machine during one pass does not
-# decide a ratio.
+# The timings run in PASSES passes (default 3). Within a pass each case (a
+# network or the layer, at one thread count) is timed by every engine back to
+# back, seconds apart. A cell of the table gives the best of the pass medians
+# (ms) and the median over passes of the ratio to sepconv within a pass, so a
+# burst of load on this shared machine during one pass decides neither.
 #
 #   bash comparisons/run.sh
 #   MODELS="1.0-224 0.25-128" RUNS=30 PASSES=5 bash comparisons/run.sh
@@ -29,7 +30,6 @@ RUNS=${RUNS:-50}
 PASSES=${PASSES:-3}
 WARMUP=${WARMUP:-5}
 PYTHON=${PYTHON:-python3}
-THREAD_LIST=$(echo $THREADS | tr ' ' ',')
 
 phase() { printf '\n== %s (%ds so far)\n' "$1" "$SECONDS"; }
 
@@ -66,6 +66,17 @@ cargo run --release --quiet --example export -- --out "$OUT/data" "${model_args[
 phase "build ONNX graphs"
 "$PY" "$COMP/build_onnx.py" --data "$OUT/data" --out "$OUT/onnx"
 
+# One manifest per case (a network, or the layer's two graphs), so that
+# every engine times a case right after the others: on this shared machine
+# the load moves within a minute, and engines timed seconds apart see nearly
+# the same machine.
+CASES=()
+for m in $MODELS; do CASES+=("mobilenet_$m"); done
+CASES+=("layer_14x14x512")
+for case in "${CASES[@]}"; do
+    grep -P "^${case}(_[a-z]+)?\t" "$OUT/onnx/manifest.tsv" > "$OUT/onnx/manifest_$case.tsv"
+done
+
 for pass in $(seq 1 "$PASSES"); do
 RAW="$OUT/raw/pass$pass"
 mkdir -p "$RAW"
@@ -73,30 +84,28 @@ mkdir -p "$RAW"
 phase "pass $pass/$PASSES: FMA peak of one core"
 "$OUT/fma_peak" | tee "$RAW/fma_peak.json"
 
-phase "pass $pass/$PASSES: time sepconv (median of $RUNS)"
-for m in $MODELS; do
+phase "pass $pass/$PASSES: every case, every engine back to back (median of $RUNS; each engine checks its outputs against sepconv's)"
+for case in "${CASES[@]}"; do
     for t in $THREADS; do
-        cargo run --release --quiet --example mobilenet -- \
-            --alpha "${m%-*}" --resolution "${m#*-}" --threads "$t" --runs "$RUNS" --json \
-            > "$RAW/sepconv_mobilenet_${m}_t${t}.json"
-        echo "sepconv: mobilenet_$m $t thread(s): $("$PY" -c 'import json,sys; print(round(json.load(sys.stdin)["forward_ms_median"], 3))' < "$RAW/sepconv_mobilenet_${m}_t${t}.json") ms"
+        tag="${case}_t$t"
+        echo "pass $pass: $case, $t thread(s)"
+        if [ "$case" = layer_14x14x512 ]; then
+            cargo run --release --quiet --example export -- --out "$OUT/data" --time --threads "$t" --runs "$RUNS" \
+                > "$RAW/sepconv_$tag.json"
+        else
+            m=${case#mobilenet_}
+            cargo run --release --quiet --example mobilenet -- \
+                --alpha "${m%-*}" --resolution "${m#*-}" --threads "$t" --runs "$RUNS" --json \
+                > "$RAW/sepconv_$tag.json"
+        fi
+        "$PY" "$COMP/run_ort.py" --manifest "$OUT/onnx/manifest_$case.tsv" --threads "$t" \
+            --runs "$RUNS" --warmup "$WARMUP" --json "$RAW/onnxruntime_$tag.json" > /dev/null
+        "$TRACT" "$OUT/onnx/manifest_$case.tsv" --threads "$t" --runs "$RUNS" --warmup "$WARMUP" \
+            > "$RAW/tract_$tag.json"
+        "$CANDLE" "$OUT/onnx/manifest_$case.tsv" --threads "$t" --runs "$RUNS" --warmup "$WARMUP" \
+            > "$RAW/candle_$tag.json"
     done
 done
-cargo run --release --quiet --example export -- --out "$OUT/data" --time --threads "$THREAD_LIST" --runs "$RUNS" \
-    > "$RAW/sepconv_layer.json"
-cat "$RAW/sepconv_layer.json"
-
-phase "pass $pass/$PASSES: ONNX Runtime: check against sepconv, time (median of $RUNS)"
-"$PY" "$COMP/run_ort.py" --manifest "$OUT/onnx/manifest.tsv" --threads "$THREAD_LIST" \
-    --runs "$RUNS" --warmup "$WARMUP" --json "$RAW/onnxruntime.json" > /dev/null
-
-phase "pass $pass/$PASSES: tract: check against sepconv, time (median of $RUNS)"
-"$TRACT" "$OUT/onnx/manifest.tsv" --threads "$THREAD_LIST" --runs "$RUNS" --warmup "$WARMUP" \
-    > "$RAW/tract.json"
-
-phase "pass $pass/$PASSES: candle: check against sepconv, time (median of $RUNS)"
-"$CANDLE" "$OUT/onnx/manifest.tsv" --threads "$THREAD_LIST" --runs "$RUNS" --warmup "$WARMUP" \
-    > "$RAW/candle.json"
 done
 
 phase "results"
