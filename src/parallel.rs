@@ -19,10 +19,30 @@ pub(crate) fn threads() -> usize {
 }
 
 /// Rows per chunk so that `rows` split into about `threads()·per_thread`
-/// chunks, each a multiple of `align` rows (the last may be shorter).
+/// chunks, each a multiple of `align` rows (the last may be shorter); see
+/// [`balanced_chunk`].
 pub(crate) fn chunk_rows(rows: usize, per_thread: usize, align: usize) -> usize {
-    let chunks = (threads() * per_thread).max(1);
-    rows.div_ceil(chunks).next_multiple_of(align.max(1)).max(1)
+    balanced_chunk(rows, threads(), per_thread, align)
+}
+
+/// The chunk size, a multiple of `align`, for about `threads·p` chunks of
+/// `rows`, with `p` from `per_thread` down to 1: the one whose busiest thread
+/// gets the fewest rows, and of those the smallest (more chunks even out a
+/// core slowed by other load). 14 rows (a 14 × 14 depthwise output) on two
+/// threads make 7 chunks of 2 at `p` = 4, one thread doing 8 rows and the
+/// other 6; at `p` = 1 they make 2 chunks of 7.
+fn balanced_chunk(rows: usize, threads: usize, per_thread: usize, align: usize) -> usize {
+    let (threads, align) = (threads.max(1), align.max(1));
+    let mut best = (usize::MAX, 1);
+    for p in (1..=per_thread.max(1)).rev() {
+        let chunk = rows.div_ceil(threads * p).next_multiple_of(align).max(1);
+        // Whole chunks go to threads, so the busiest takes ceil(chunks / threads).
+        let busiest = (rows.div_ceil(chunk).div_ceil(threads) * chunk).min(rows);
+        if busiest < best.0 {
+            best = (busiest, chunk);
+        }
+    }
+    best.1
 }
 
 /// Calls `f(first_row, chunk)` on consecutive chunks of `chunk` rows of `m`,
@@ -103,5 +123,50 @@ pub(crate) fn for_each_row_chunk_pair<T, U, Fn_>(
         .enumerate()
     {
         f(i * chunk_a, ca, cb);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::balanced_chunk;
+
+    #[test]
+    fn chunks_balance_the_busiest_thread() {
+        // 2 threads, up to 4 chunks each: MobileNet's depthwise output heights.
+        let chunk = |rows| balanced_chunk(rows, 2, 4, 1);
+        assert_eq!(chunk(112), 14); // 8 chunks, 4 each
+        assert_eq!(chunk(56), 7);
+        assert_eq!(chunk(28), 7); // 4 chunks of 7, not 7 of 4 (16 rows : 12)
+        assert_eq!(chunk(14), 7); // 2 chunks of 7, not 7 of 2 (8 rows : 6)
+        assert_eq!(chunk(7), 1); // 4 : 3 whatever the split; the most chunks
+        assert_eq!(chunk(1), 1);
+        assert_eq!(chunk(0), 1);
+        // One thread takes every row in any split: the plain split stays.
+        assert_eq!(balanced_chunk(10, 1, 4, 1), 3);
+        // Alignment is kept.
+        assert!(balanced_chunk(100, 2, 1, 8).is_multiple_of(8));
+        for rows in 0..200 {
+            for threads in 1..5 {
+                for per_thread in 0..5 {
+                    for align in [1, 6, 8] {
+                        let c = balanced_chunk(rows, threads, per_thread, align);
+                        assert!(
+                            c >= 1 && (c.is_multiple_of(align) || c == 1),
+                            "{rows} {threads} {per_thread} {align}: {c}"
+                        );
+                        // No worse than the plain split with per_thread chunks each.
+                        let plain = rows
+                            .div_ceil(threads * per_thread.max(1))
+                            .next_multiple_of(align)
+                            .max(1);
+                        let busiest = |c: usize| (rows.div_ceil(c).div_ceil(threads) * c).min(rows);
+                        assert!(
+                            busiest(c) <= busiest(plain),
+                            "{rows} {threads} {per_thread} {align}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
