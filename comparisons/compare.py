@@ -22,7 +22,9 @@ median and ratio is kept in the JSON. Then the agreement of each
 engine with sepconv's outputs (max |diff| / max |ref|), and, when the CPU
 has AVX2+FMA, each engine's share of the FMA peak on the networks:
 mult-adds / (time × peak per core × threads), with the floor (the time at
-100%). Writes all of it to --json.
+100%). Last, the speed issue's targets (sepconv's time at most 1× ONNX
+Runtime's, 0.4× tract's, 0.05× candle's), each met or not, and where not, the
+share of the peak sepconv would need to meet it. Writes all of it to --json.
 """
 
 import argparse
@@ -34,6 +36,8 @@ from pathlib import Path
 
 LAYER = "layer_14x14x512"
 ENGINES = ["sepconv", "onnxruntime", "tract", "candle"]
+# The speed issue's bounds on sepconv's time over each engine's.
+TARGETS = [("onnxruntime", 1.0), ("tract", 0.4), ("candle", 0.05)]
 
 
 def cpu_name():
@@ -190,6 +194,42 @@ def main():
                 share_rows.append({"engine": engine, "threads": threads, "share_of_peak": record})
         share = "\n".join(share)
 
+    # The speed issue's targets: sepconv's time at most `bound` × the
+    # engine's, from the per-pass ratios (sepconv / engine in each pass).
+    # Where one is missed, the share of the FMA peak sepconv would need to
+    # meet it against the engine's best time (above 100%: under the floor).
+    target_rows, targets = [], None
+    nets = [c for c in cases if c in madds]
+    if nets:
+        targets = [
+            "| network | threads | "
+            + " | ".join(f"sepconv / {e} (target ≤ {b:g}×)" for e, b in TARGETS)
+            + " |",
+            "| --- | ---: | " + " | ".join("---" for _ in TARGETS) + " |",
+        ]
+        all_threads = sorted(times.get("sepconv", {}))
+        for c in nets:
+            for threads in all_threads:
+                cells, record = [], {}
+                for engine, bound in TARGETS:
+                    ratios = pass_ratios(engine, threads, c)
+                    r = median(1 / v for v in ratios.values())
+                    if r is None:
+                        cells.append("—")
+                        continue
+                    met = r <= bound
+                    need = None
+                    text = f"{r:.3f}× {'met' if met else 'not met'}"
+                    if not met and peak:
+                        need = madds[c] / (bound * best(engine, threads, c) * 1e-3 * peak * 1e9 * threads)
+                        floor = ": under the floor" if need > 1 else ""
+                        text += f" (needs {100 * need:.0f}% of peak{floor})"
+                    cells.append(text)
+                    record[engine] = {"ratio": r, "bound": bound, "met": met, "share_of_peak_needed": need}
+                targets.append(f"| {c.split('_', 1)[1]} | {threads} | " + " | ".join(cells) + " |")
+                target_rows.append({"case": c, "threads": threads, "targets": record})
+        targets = "\n".join(targets)
+
     print(
         f"Forward time in ms, best of {len(passes)} pass medians of {runs} runs each (in parentheses: "
         "the median over passes of the time over sepconv's in the same pass, at the same thread "
@@ -204,6 +244,13 @@ def main():
             f"pass{'es' if len(peaks) > 1 else ''} of fma_peak.rs): mult-adds / (best time × peak × threads):\n"
         )
         print(share)
+    if targets:
+        print(
+            "\nThe speed issue's targets: sepconv's time over the engine's, the median over passes "
+            "of the ratio within a pass; where one is not met, the share of the FMA peak sepconv "
+            "would need to meet it against that engine's best time:\n"
+        )
+        print(targets)
     doc = {
         "machine": {
             "cpu": cpu_name(),
@@ -221,6 +268,8 @@ def main():
         "mult_adds": madds,
         "share_of_peak": share_rows,
         "share_of_peak_markdown": share,
+        "targets": target_rows,
+        "targets_markdown": targets,
     }
     args.json.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"\nwritten to {args.json}")
