@@ -493,6 +493,10 @@ fn one_and_two_threads_agree_bit_for_bit() {
         .build()
         .unwrap();
     let pw = PointwiseConv2d::new(array((24, 72), 10, false), Some(array(72, 11, false))).unwrap();
+    // Fewer rows than columns: the GEMM splits column panels instead.
+    let wide_x: Array4<f32> = array((1, 3, 5, 40), 12, false);
+    let wide =
+        PointwiseConv2d::new(array((40, 200), 13, false), Some(array(200, 14, false))).unwrap();
     for (name, run) in [
         (
             "conv2d",
@@ -500,6 +504,10 @@ fn one_and_two_threads_agree_bit_for_bit() {
         ),
         ("depthwise", Box::new(|| dw.forward(x.view()).unwrap())),
         ("pointwise", Box::new(|| pw.forward(x.view()).unwrap())),
+        (
+            "pointwise, column split",
+            Box::new(|| wide.forward(wide_x.view()).unwrap()),
+        ),
     ] {
         let one = pool(1).install(&run);
         let two = pool(2).install(&run);
