@@ -75,6 +75,11 @@ fn run() -> Result<(), String> {
         return Err("--batch and --runs must be ≥ 1".into());
     }
     if scaling {
+        if json || markdown || profile {
+            return Err(
+                "--scaling prints its own table: drop --json, --markdown and --profile".into(),
+            );
+        }
         return thread_scaling(config, batch, runs, seed, threads);
     }
     // Run inside the pool (not from the main thread into it), so the
