@@ -266,10 +266,7 @@ impl<F: Float> DepthwiseConv2d<F> {
         let problem = Depthwise {
             x: &x,
             weight: self.weight.as_slice().expect("standard layout"),
-            bias: self
-                .bias
-                .as_ref()
-                .map(|b| b.as_slice().expect("stored contiguous")),
+            bias: super::bias_slice(self.bias.as_ref()),
             channels: self.channels(),
             multiplier: self.multiplier(),
             kernel: self.kernel_size(),

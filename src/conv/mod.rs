@@ -127,6 +127,11 @@ pub(crate) fn contiguous<F: Float>(b: Option<Array1<F>>) -> Option<Array1<F>> {
     })
 }
 
+/// A stored bias as a slice (biases are kept contiguous by [`contiguous`]).
+pub(crate) fn bias_slice<F: Float>(bias: Option<&Array1<F>>) -> Option<&[F]> {
+    bias.map(|b| b.as_slice().expect("biases are stored contiguous"))
+}
+
 /// Checks that a weight has no zero-sized axis.
 pub(crate) fn check_weight(what: &str, shape: &[usize]) -> Result<()> {
     if shape.contains(&0) {
@@ -172,7 +177,7 @@ pub(crate) fn bias_activation<F: Float>(
     }
     for mut row in rows.rows_mut() {
         let row = row.as_slice_mut().expect("epilogue rows are contiguous");
-        match bias.map(|b| b.as_slice().expect("biases are stored contiguous")) {
+        match bias_slice(bias) {
             Some(b) => row
                 .iter_mut()
                 .zip(b)

@@ -388,10 +388,7 @@ impl<F: Float> Conv2d<F> {
         let problem = DirectConv {
             x: &x,
             weight: self.weight.as_slice().expect("standard layout"),
-            bias: self
-                .bias
-                .as_ref()
-                .map(|b| b.as_slice().expect("stored contiguous")),
+            bias: super::bias_slice(self.bias.as_ref()),
             cin: self.in_channels(),
             cout: self.out_channels(),
             geometry: *g,
