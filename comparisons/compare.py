@@ -31,6 +31,7 @@ import argparse
 import json
 import platform
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -119,11 +120,8 @@ def main():
         return {p: mine[p] / ref[p] for p in mine if ref.get(p)}
 
     def median(values):
-        v = sorted(values)
-        if not v:
-            return None
-        mid = len(v) // 2
-        return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+        v = list(values)
+        return statistics.median(v) if v else None
 
     models = sorted(models, key=model_key)
     cases = [f"mobilenet_{m}" for m in models] + [f"{LAYER}_standard", f"{LAYER}_separable"]
