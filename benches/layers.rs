@@ -77,6 +77,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use ndarray::{Array1, Array2, Array4};
+use sepconv::init::SplitMix64;
 use sepconv::{
     Activation, BatchNorm, Conv2d, DepthwiseConv2d, Padding, PointwiseConv2d, SeparableConv2d,
 };
@@ -137,22 +138,14 @@ impl Shape {
     }
 }
 
-/// SplitMix64 (Steele, Lea & Flood 2014): a fixed-seed stream of uniform f32,
-/// so every run sees the same input and weights without a `rand` dependency.
-struct SplitMix64(u64);
+/// A fixed-seed stream of uniform f32 from the crate's [`SplitMix64`], so
+/// every run sees the same input and weights without a `rand` dependency.
+struct Rng(SplitMix64);
 
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
+impl Rng {
     /// Uniform in [lo, hi), from the top 24 bits (exact in f32).
     fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        let unit = (self.0.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
         lo + (hi - lo) * unit
     }
 
@@ -187,7 +180,7 @@ struct Layers {
 }
 
 impl Layers {
-    fn new(s: Shape, rng: &mut SplitMix64) -> Self {
+    fn new(s: Shape, rng: &mut Rng) -> Self {
         let fan = |n: usize| 1.0 / (n as f32).sqrt();
         let std_w = rng.array4([3, 3, s.cin, s.cout], fan(9 * s.cin));
         let dw_w = rng.array4([3, 3, s.cin, 1], fan(9));
@@ -222,7 +215,7 @@ impl Layers {
 }
 
 fn layers(c: &mut Criterion) {
-    let mut rng = SplitMix64(0x5EB_C0DE);
+    let mut rng = Rng(SplitMix64::new(0x5EB_C0DE));
     for shape in SHAPES {
         let l = Layers::new(shape, &mut rng);
         let input_shape = shape.input_shape();

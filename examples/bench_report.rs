@@ -45,6 +45,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ndarray::{Array2, Array4};
+use sepconv::init::SplitMix64;
 use sepconv::mobilenet::{LayerKind, MobileNet, MobileNetConfig, Variant};
 use sepconv::{Conv2d, DepthwiseConv2d, Padding, PointwiseConv2d};
 use serde_json::{Value, json};
@@ -217,16 +218,14 @@ fn analytic_ratio(standard: u64, separable: u64, n: u64) -> Result<f64, String> 
     Ok(ratio)
 }
 
-/// SplitMix64: deterministic uniform values without a `rand` dependency.
-struct SplitMix64(u64);
+/// Deterministic uniform f32 values from the crate's [`SplitMix64`], without
+/// a `rand` dependency.
+struct Rng(SplitMix64);
 
-impl SplitMix64 {
+impl Rng {
+    /// Uniform in [0, 1), from the top 24 bits (exact in f32).
     fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+        (self.0.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
 
     /// Uniform in [−a, a): 1/√fan_in weights keep activations O(1) (no
@@ -266,7 +265,7 @@ fn gmacs(madds: u64, ms: f64) -> f64 {
     madds as f64 / (ms * 1e6)
 }
 
-fn time_block(b: Block, o: &Options, rng: &mut SplitMix64) -> Result<LayerResult, String> {
+fn time_block(b: Block, o: &Options, rng: &mut Rng) -> Result<LayerResult, String> {
     let e = |e: sepconv::Error| format!("{}: {e}", b.name());
     let fan = |n: usize| 1.0 / (n as f32).sqrt();
     let standard = Conv2d::builder(rng.array4([3, 3, b.cin, b.cout], fan(9 * b.cin)))
@@ -549,7 +548,7 @@ fn run_report(o: &Options) -> Result<Report, String> {
         let threads = rayon::current_num_threads();
         let mut layers = Vec::new();
         if o.layers {
-            let mut rng = SplitMix64(0x5EB_C0DE);
+            let mut rng = Rng(SplitMix64::new(0x5EB_C0DE));
             for b in blocks() {
                 eprintln!("bench_report: layers {}", b.name());
                 layers.push(time_block(b, o, &mut rng)?);

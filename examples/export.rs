@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ndarray::{Array2, Array4, ArrayD, Axis, Ix4};
+use sepconv::init::SplitMix64;
 use sepconv::mobilenet::{MobileNet, MobileNetConfig, MobileNetWeights, Variant};
 use sepconv::{Conv2d, Padding, SeparableConv2d};
 
@@ -132,17 +133,12 @@ fn parse() -> Result<Option<Args>, String> {
     Ok(Some(args))
 }
 
-/// Deterministic values uniform in [−1, 1): splitmix64 of a counter.
+/// Deterministic values uniform in [−1, 1), from a [`SplitMix64`] seeded with `seed`.
 fn uniform_tensor(shape: [usize; 4], seed: u64) -> Array4<f32> {
-    let mut state = seed;
+    let mut rng = SplitMix64::new(seed);
     Array4::from_shape_simple_fn(shape, || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
         // The top 24 bits, exactly representable in f32.
-        ((z >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        ((rng.next_u64() >> 40) as f32 / (1u64 << 23) as f32) - 1.0
     })
 }
 

@@ -24,6 +24,7 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use super::{LayerKind, MobileNetConfig};
 use crate::Float;
 use crate::error::{Error, Result};
+use crate::init::SplitMix64;
 
 /// The scope every tensor name starts with.
 pub const SCOPE: &str = "MobilenetV1";
@@ -66,28 +67,6 @@ pub struct MobileNetWeights<F> {
     tensors: BTreeMap<String, ArrayD<F>>,
 }
 
-/// splitmix64: a small, well-mixed deterministic generator for initialization.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in (0, 1).
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
 impl<F: Float> MobileNetWeights<F> {
     /// An empty set.
     pub fn new() -> Self {
@@ -97,15 +76,19 @@ impl<F: Float> MobileNetWeights<F> {
     }
 
     /// Deterministic weights for `config` from `seed`: He-normal conv weights
-    /// (std √(2 / fan-in)), classifier std √(1 / fan-in) with zero bias, and
-    /// BatchNorm statistics drawn near identity (γ ∈ [0.5, 1.5], β and mean ∈
-    /// [−0.1, 0.1], variance ∈ [0.5, 1.5]) so folding is exercised. The same
-    /// seed gives the same bits on every machine.
+    /// (std √(2 / fan-in), the draws of [`Init::HeNormal`]), classifier std
+    /// √(1 / fan-in) with zero bias, and BatchNorm statistics drawn near
+    /// identity (γ ∈ [0.5, 1.5], β and mean ∈ [−0.1, 0.1], variance ∈
+    /// [0.5, 1.5]) so folding is exercised. One [`SplitMix64`] seeded with
+    /// `seed` draws every tensor in [`tensor_names`] order, so the same seed
+    /// gives the same bits on every machine.
+    ///
+    /// [`Init::HeNormal`]: crate::init::Init::HeNormal
     ///
     /// # Errors
     /// As [`MobileNetConfig::validate`].
     pub fn seeded(config: &MobileNetConfig, seed: u64) -> Result<Self> {
-        let mut rng = SplitMix(seed);
+        let mut rng = SplitMix64::new(seed);
         let mut tensors = BTreeMap::new();
         for (name, shape) in tensor_names(config)? {
             let n: usize = shape.iter().product();
@@ -126,7 +109,7 @@ impl<F: Float> MobileNetWeights<F> {
                     Some("gamma") | Some("moving_variance") => (0.5, 1.5),
                     _ => (-0.1, 0.1),
                 };
-                (0..n).map(|_| lo + (hi - lo) * rng.uniform()).collect()
+                (0..n).map(|_| rng.uniform_in(lo, hi)).collect()
             };
             let array = ArrayD::from_shape_vec(
                 IxDyn(&shape),

@@ -4,6 +4,7 @@
 use ndarray::{Array, Array4, ArrayView4, Dimension, IntoDimension, ShapeBuilder, s};
 use proptest::prelude::*;
 use sepconv::Float;
+use sepconv::init::SplitMix64;
 
 /// Tolerances, in one place: an output may differ from the f64-accumulated
 /// oracle by `REL · Σ|terms|`, where Σ|terms| is the oracle run on the
@@ -59,11 +60,9 @@ pub fn uniform(seed: u64, i: usize) -> f64 {
     (h >> 11) as f64 / (1u64 << 52) as f64 - 1.0
 }
 
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// A stateless hash of `z`: the first output of a SplitMix64 seeded with it.
+fn splitmix(z: u64) -> u64 {
+    SplitMix64::new(z).next_u64()
 }
 
 /// A deterministic array of the given shape.
