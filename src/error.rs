@@ -159,6 +159,21 @@ pub enum Error {
         /// What was wrong, with the offset where known.
         detail: String,
     },
+    /// A layer of a network refused its input: which layer, and why.
+    #[error("layer {index} ({name:?}, {kind}) on input {input}: {source}")]
+    Layer {
+        /// Its position in its container.
+        index: usize,
+        /// Its name in the container.
+        name: String,
+        /// Its type ([`LayerInfo::kind`](crate::LayerInfo::kind)).
+        kind: &'static str,
+        /// The shape it was given (the output of the layer before it).
+        input: Shape,
+        /// What the layer said.
+        #[source]
+        source: Box<Error>,
+    },
     /// An I/O error, with the path.
     #[error("{path}: {message}")]
     Io {

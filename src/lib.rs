@@ -61,85 +61,41 @@
 pub mod activation;
 pub mod conv;
 pub mod cost;
+pub mod dense;
 pub mod error;
 pub mod geometry;
+pub mod init;
 #[cfg(feature = "tf")]
 pub mod io;
 mod kernels;
+pub mod layer;
 pub mod layout;
 pub mod mobilenet;
+pub mod net;
 pub mod norm;
 mod parallel;
+mod plan;
+pub mod pool;
 pub mod preprocess;
 pub mod reference;
+mod scalar;
 
 pub use activation::Activation;
 pub use conv::{
-    Algorithm, Conv2d, Conv2dBuilder, DepthwiseConv2d, DepthwiseConv2dBuilder, PointwiseConv2d,
-    SeparableConv2d, SeparableConv2dBuilder,
+    Algorithm, Conv2d, Conv2dBuilder, ConvBuilder, DepthwiseConv2d, DepthwiseConv2dBuilder,
+    PointwiseConv2d, SeparableConv2d, SeparableConv2dBuilder,
 };
 pub use cost::{Cost, Params};
+pub use dense::Dense;
 pub use error::{Error, Result, Shape};
 pub use geometry::{ConvGeometry, ConvParams, Padding, Size2};
+pub use layer::{Layer, LayerInfo, SummaryRow};
+pub use net::{Residual, Sequential};
 pub use norm::BatchNorm;
+pub use pool::{AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d};
+pub use scalar::Float;
 
 /// The README's examples, run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-
-use std::fmt::{Debug, Display};
-use std::iter::Sum;
-use std::ops::{AddAssign, DivAssign, MulAssign};
-
-/// The element types sepconv computes in: `f32` and `f64`.
-///
-/// Sealed (only this crate implements it), so that kernels can be specialised
-/// per type; f16/bf16 can be added later without breaking the API.
-pub trait Float:
-    num_traits::Float
-    + ndarray::LinalgScalar
-    + ndarray::ScalarOperand
-    + Default
-    + Debug
-    + Display
-    + Send
-    + Sync
-    + Sum
-    + AddAssign
-    + MulAssign
-    + DivAssign
-    + kernels::Scalar
-    + 'static
-{
-    /// `"f32"` or `"f64"`.
-    const NAME: &'static str;
-    /// Converts from f64, rounding to nearest.
-    fn from_f64_lossy(x: f64) -> Self;
-    /// Converts to f64 (exact).
-    fn to_f64_exact(self) -> f64;
-}
-
-impl Float for f32 {
-    const NAME: &'static str = "f32";
-    #[inline]
-    fn from_f64_lossy(x: f64) -> Self {
-        x as f32
-    }
-    #[inline]
-    fn to_f64_exact(self) -> f64 {
-        self as f64
-    }
-}
-
-impl Float for f64 {
-    const NAME: &'static str = "f64";
-    #[inline]
-    fn from_f64_lossy(x: f64) -> Self {
-        x
-    }
-    #[inline]
-    fn to_f64_exact(self) -> f64 {
-        self
-    }
-}

@@ -31,7 +31,12 @@ pub(crate) fn chunk_rows(rows: usize, per_thread: usize, align: usize) -> usize 
 /// core slowed by other load). 14 rows (a 14 × 14 depthwise output) on two
 /// threads make 7 chunks of 2 at `p` = 4, one thread doing 8 rows and the
 /// other 6; at `p` = 1 they make 2 chunks of 7.
-fn balanced_chunk(rows: usize, threads: usize, per_thread: usize, align: usize) -> usize {
+pub(crate) fn balanced_chunk(
+    rows: usize,
+    threads: usize,
+    per_thread: usize,
+    align: usize,
+) -> usize {
     let (threads, align) = (threads.max(1), align.max(1));
     let mut best = (usize::MAX, 1);
     for p in (1..=per_thread.max(1)).rev() {

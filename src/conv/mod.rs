@@ -23,12 +23,14 @@ pub use separable::{SeparableConv2d, SeparableConv2dBuilder};
 pub use standard::{Conv2d, Conv2dBuilder};
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 
 use ndarray::{Array1, Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4};
 
 use crate::Float;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
+use crate::geometry::{ConvParams, Padding};
 
 /// Which implementation a layer runs. The default, `Auto`, picks the fastest
 /// one this CPU supports; the others force a path, for tests and benchmarks.
@@ -64,11 +66,15 @@ impl Algorithm {
     pub fn resolve(self) -> Result<Algorithm> {
         match self {
             Algorithm::Auto if env_forces_portable() => Ok(Algorithm::Portable),
-            Algorithm::Auto if crate::kernels::avx2_fma_available() => Ok(Algorithm::Avx2Fma),
+            Algorithm::Auto if crate::kernels::Avx2Fma::detect().is_some() => {
+                Ok(Algorithm::Avx2Fma)
+            }
             Algorithm::Auto => Ok(Algorithm::Portable),
-            Algorithm::Avx2Fma if !crate::kernels::avx2_fma_available() => Err(Error::Unsupported(
-                "Algorithm::Avx2Fma was forced, but this CPU lacks AVX2 or FMA".into(),
-            )),
+            Algorithm::Avx2Fma if crate::kernels::Avx2Fma::detect().is_none() => {
+                Err(Error::Unsupported(
+                    "Algorithm::Avx2Fma was forced, but this CPU lacks AVX2 or FMA".into(),
+                ))
+            }
             a => Ok(a),
         }
     }
@@ -76,7 +82,7 @@ impl Algorithm {
     /// Every path this CPU can run, `Auto` excluded (for tests and benchmarks).
     pub fn available() -> Vec<Algorithm> {
         let mut v = vec![Algorithm::Reference, Algorithm::Portable];
-        if crate::kernels::avx2_fma_available() {
+        if crate::kernels::Avx2Fma::detect().is_some() {
             v.push(Algorithm::Avx2Fma);
         }
         v
@@ -239,3 +245,281 @@ pub(crate) fn contiguous_input<'a, F: Float>(x: &ArrayView4<'a, F>) -> Cow<'a, [
 pub(crate) fn dims4(shape: &[usize]) -> [usize; 4] {
     [shape[0], shape[1], shape[2], shape[3]]
 }
+
+/// What the conv layers share: the weight (standard layout; a pointwise
+/// weight `[C_in, C_out]` is kept as `[1, 1, C_in, C_out]`), the bias
+/// (contiguous), stride/dilation/padding, the fused activation and the
+/// algorithm asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ConvCore<F> {
+    pub(crate) weight: Array4<F>,
+    pub(crate) bias: Option<Array1<F>>,
+    pub(crate) params: ConvParams,
+    pub(crate) activation: Activation,
+    pub(crate) algorithm: Algorithm,
+}
+
+impl<F: Float> ConvCore<F> {
+    /// A core from checked parts, made standard-layout and contiguous.
+    pub(crate) fn new(
+        weight: Array4<F>,
+        bias: Option<Array1<F>>,
+        params: ConvParams,
+        activation: Activation,
+        algorithm: Algorithm,
+    ) -> Self {
+        ConvCore {
+            weight: weight.as_standard_layout().into_owned(),
+            bias: contiguous(bias),
+            params,
+            activation,
+            algorithm,
+        }
+    }
+
+    /// Kernel size [kh, kw].
+    pub(crate) fn kernel_size(&self) -> [usize; 2] {
+        [self.weight.shape()[0], self.weight.shape()[1]]
+    }
+
+    /// The weight as the matrix `[kh·kw·C_in/g, C_out]` (or `[kh·kw, C·m]`).
+    pub(crate) fn matrix(&self) -> ndarray::ArrayView2<'_, F> {
+        let cols = self.weight.shape()[3];
+        self.weight
+            .view()
+            .into_shape_with_order((self.weight.len() / cols, cols))
+            .expect("the weight is stored in standard layout")
+    }
+
+    /// The weight as a flat slice.
+    pub(crate) fn weight_slice(&self) -> &[F] {
+        self.weight
+            .as_slice()
+            .expect("the weight is stored in standard layout")
+    }
+
+    /// The bias as a slice.
+    pub(crate) fn bias_slice(&self) -> Option<&[F]> {
+        bias_slice(self.bias.as_ref())
+    }
+
+    /// The oracle's result `y` (before the activation) into `out`.
+    pub(crate) fn reference_into(
+        &self,
+        y: Result<Array4<F>>,
+        mut out: ArrayViewMut4<'_, F>,
+    ) -> Result<()> {
+        out.assign(&y?);
+        out.map_inplace(|v| *v = self.activation.apply(*v));
+        Ok(())
+    }
+
+    /// This core with `bn` folded into its bias and the columns of its
+    /// weight read as a matrix of `cols` columns, one per output channel
+    /// (`C_out` for a conv, `C·m` for a depthwise weight `[kh, kw, C, m]`).
+    pub(crate) fn fold(&self, bn: &crate::BatchNorm<F>, cols: usize) -> Self {
+        let mut folded = self.clone();
+        let len = folded.weight.len();
+        let m = folded
+            .weight
+            .view_mut()
+            .into_shape_with_order((len / cols, cols))
+            .expect("the weight is stored in standard layout");
+        folded.bias = Some(bn.fold_into(m, self.bias.as_ref()));
+        folded
+    }
+}
+
+/// The shared accessors and `with_*` setters of the conv layers (each holds
+/// a [`ConvCore`] in `self.core` and re-plans in `self.replan()`).
+macro_rules! core_accessors {
+    () => {
+        /// Sets the fused activation.
+        pub fn with_activation(mut self, a: $crate::Activation) -> Self {
+            self.core.activation = a;
+            self.replan();
+            self
+        }
+        /// Forces an implementation (planned again now).
+        pub fn with_algorithm(mut self, a: $crate::Algorithm) -> Self {
+            self.core.algorithm = a;
+            self.replan();
+            self
+        }
+        /// The bias, if any.
+        pub fn bias(&self) -> Option<&ndarray::Array1<F>> {
+            self.core.bias.as_ref()
+        }
+        /// The fused activation.
+        pub fn activation(&self) -> $crate::Activation {
+            self.core.activation
+        }
+        /// The algorithm asked for (the plan made from it is private).
+        pub fn algorithm(&self) -> $crate::Algorithm {
+            self.core.algorithm
+        }
+    };
+}
+pub(crate) use core_accessors;
+
+/// Builds a [`Conv2d`] or a [`DepthwiseConv2d`] (the two aliases
+/// [`Conv2dBuilder`] and [`DepthwiseConv2dBuilder`]): the weight is given to
+/// the layer's `builder`, every other setting has a default (stride 1,
+/// dilation 1, `Valid`, no bias, identity, `Auto`; groups 1 for `Conv2d`).
+#[derive(Clone, Debug)]
+#[must_use = "call .build()"]
+pub struct ConvBuilder<F, L> {
+    weight: Array4<F>,
+    bias: Option<Array1<F>>,
+    params: ConvParams,
+    groups: usize,
+    activation: Activation,
+    algorithm: Algorithm,
+    layer: PhantomData<fn() -> L>,
+}
+
+impl<F: Float, L> ConvBuilder<F, L> {
+    pub(crate) fn new(weight: Array4<F>) -> Self {
+        ConvBuilder {
+            weight,
+            bias: None,
+            params: ConvParams::default(),
+            groups: 1,
+            activation: Activation::Identity,
+            algorithm: Algorithm::Auto,
+            layer: PhantomData,
+        }
+    }
+
+    /// Stride, `s` or `[sh, sw]` (default 1).
+    pub fn stride(mut self, s: impl crate::Size2) -> Self {
+        self.params.stride = s.hw();
+        self
+    }
+    /// Dilation, `d` or `[dh, dw]` (default 1).
+    pub fn dilation(mut self, d: impl crate::Size2) -> Self {
+        self.params.dilation = d.hw();
+        self
+    }
+    /// Padding (default [`Padding::Valid`]).
+    pub fn padding(mut self, p: Padding) -> Self {
+        self.params.padding = p;
+        self
+    }
+    /// Stride, dilation and padding at once.
+    pub fn params(mut self, p: ConvParams) -> Self {
+        self.params = p;
+        self
+    }
+    /// Activation fused into the output (default identity).
+    pub fn activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+    /// Forces an implementation (default [`Algorithm::Auto`]).
+    pub fn algorithm(mut self, a: Algorithm) -> Self {
+        self.algorithm = a;
+        self
+    }
+    /// Bias `[C_out]` (default none).
+    pub fn bias(mut self, b: Array1<F>) -> Self {
+        self.bias = Some(b);
+        self
+    }
+    /// Optional bias.
+    pub fn bias_opt(mut self, b: Option<Array1<F>>) -> Self {
+        self.bias = b;
+        self
+    }
+
+    /// Checks what every conv checks (a non-empty weight, the bias length
+    /// against `out_channels`, non-zero stride and dilation) and returns the
+    /// parts: the core and the group count.
+    pub(crate) fn finish(
+        self,
+        what: &str,
+        out_channels: impl FnOnce(&[usize], usize) -> Result<usize>,
+    ) -> Result<(ConvCore<F>, usize)> {
+        check_weight(&format!("{what} weight"), self.weight.shape())?;
+        let cout = out_channels(self.weight.shape(), self.groups)?;
+        check_bias(
+            &format!("{what} bias"),
+            self.bias.as_ref().map(|b| b.len()),
+            cout,
+        )?;
+        check_params(&self.params)?;
+        Ok((
+            ConvCore::new(
+                self.weight,
+                self.bias,
+                self.params,
+                self.activation,
+                self.algorithm,
+            ),
+            self.groups,
+        ))
+    }
+
+    pub(crate) fn set_groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+}
+
+/// Rejects zero strides and dilations at build time (the geometry checks them
+/// again per input, with the same errors).
+pub(crate) fn check_params(p: &ConvParams) -> Result<()> {
+    if p.stride.contains(&0) {
+        return Err(Error::InvalidStride(p.stride));
+    }
+    if p.dilation.contains(&0) {
+        return Err(Error::InvalidDilation(p.dilation));
+    }
+    Ok(())
+}
+
+/// Inherent `output_shape`, `cost`, `forward` and `forward_into` that call
+/// the layer's [`Layer`](crate::Layer) implementation, so that a user needs
+/// no trait import for the everyday calls.
+macro_rules! layer_methods {
+    () => {
+        /// The output shape for an input of shape `input` (see [`Layer::output_shape`](crate::Layer::output_shape)).
+        ///
+        /// # Errors
+        /// When the layer cannot take that input; the error names the numbers.
+        pub fn output_shape(&self, input: [usize; 4]) -> $crate::Result<[usize; 4]> {
+            $crate::Layer::output_shape(self, input)
+        }
+        /// Mult-adds and parameters for an input of shape `input`, the whole
+        /// batch (see [`Layer::cost`](crate::Layer::cost)).
+        ///
+        /// # Errors
+        /// As [`output_shape`](Self::output_shape).
+        pub fn cost(&self, input: [usize; 4]) -> $crate::Result<$crate::Cost> {
+            $crate::Layer::cost(self, input)
+        }
+        /// Runs the layer into a new array.
+        ///
+        /// # Errors
+        /// As [`output_shape`](Self::output_shape); [`Error::Unsupported`](crate::Error::Unsupported)
+        /// for a forced algorithm this CPU lacks.
+        pub fn forward(&self, x: ndarray::ArrayView4<'_, F>) -> $crate::Result<ndarray::Array4<F>> {
+            $crate::Layer::forward(self, x)
+        }
+        /// Runs the layer into `out` (any layout), which must have the
+        /// output shape; see [`Layer::forward_with_scratch`](crate::Layer::forward_with_scratch)
+        /// for a forward that allocates nothing.
+        ///
+        /// # Errors
+        /// As [`forward`](Self::forward), and [`Error::ShapeMismatch`](crate::Error::ShapeMismatch)
+        /// for a wrong `out`; `out` is untouched on error.
+        pub fn forward_into(
+            &self,
+            x: ndarray::ArrayView4<'_, F>,
+            out: ndarray::ArrayViewMut4<'_, F>,
+        ) -> $crate::Result<()> {
+            $crate::Layer::forward_into(self, x, out)
+        }
+    };
+}
+pub(crate) use layer_methods;

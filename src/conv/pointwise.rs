@@ -1,16 +1,20 @@
 //! Pointwise (1×1) convolution: one GEMM over the input buffer as it lies.
 
-use ndarray::{Array1, Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut4, s};
+use ndarray::{Array1, Array2, ArrayView2, ArrayView4, ArrayViewMut2, ArrayViewMut4, s};
 
 use super::{
-    Algorithm, bias_activation, check_bias, check_input, check_output, check_weight, contiguous,
-    with_standard_output,
+    Algorithm, ConvCore, bias_activation, check_bias, check_input, check_output, check_weight,
+    core_accessors, with_standard_output,
 };
 use crate::activation::Activation;
 use crate::cost::{self, Cost};
 use crate::error::Result;
+use crate::geometry::ConvParams;
+use crate::kernels::gemm;
+use crate::layer::{Layer, LayerInfo};
 use crate::norm::BatchNorm;
 use crate::parallel::{chunk_rows, for_each_row_chunk};
+use crate::plan::{GemmKernel, Plan};
 use crate::{Float, reference};
 
 /// A pointwise (1×1, stride 1) convolution: `y[n, y, x, :] = act(x[n, y, x, :] · W + b)`.
@@ -34,12 +38,9 @@ use crate::{Float, reference};
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointwiseConv2d<F: Float> {
-    weight: Array2<F>,
-    bias: Option<Array1<F>>,
-    activation: Activation,
-    algorithm: Algorithm,
-    /// Weight and bias packed for the fast GEMM, when this type and CPU have one.
-    packed: Option<F::Packed>,
+    /// The weight, kept as `[1, 1, C_in, C_out]`.
+    core: ConvCore<F>,
+    plan: Plan<GemmKernel>,
 }
 
 impl<F: Float> PointwiseConv2d<F> {
@@ -55,72 +56,52 @@ impl<F: Float> PointwiseConv2d<F> {
             bias.as_ref().map(|b| b.len()),
             weight.ncols(),
         )?;
-        let weight = weight.as_standard_layout().into_owned();
-        let bias = contiguous(bias);
-        Ok(PointwiseConv2d {
-            packed: F::pack(weight.view(), bias.as_ref().and_then(|b| b.as_slice())),
+        let (ci, co) = weight.dim();
+        let weight = weight
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((1, 1, ci, co))
+            .expect("standard layout");
+        let core = ConvCore::new(
             weight,
             bias,
-            activation: Activation::Identity,
-            algorithm: Algorithm::Auto,
-        })
+            ConvParams::default(),
+            Activation::Identity,
+            Algorithm::Auto,
+        );
+        Ok(PointwiseConv2d::assemble(core))
     }
 
-    /// Sets the fused activation.
-    pub fn with_activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
+    fn assemble(core: ConvCore<F>) -> Self {
+        let mut pw = PointwiseConv2d {
+            core,
+            plan: Plan::Reference,
+        };
+        pw.replan();
+        pw
     }
 
-    /// Forces an implementation.
-    pub fn with_algorithm(mut self, a: Algorithm) -> Self {
-        self.algorithm = a;
-        self
+    /// Packs the weight for the kernel the stored algorithm resolves to, once.
+    fn replan(&mut self) {
+        let core = &self.core;
+        self.plan = Plan::new(core.algorithm, |isa| {
+            GemmKernel::plan(isa, core.matrix(), core.bias_slice())
+        });
     }
+
+    core_accessors!();
 
     /// The weight `[C_in, C_out]`.
     pub fn weight(&self) -> ArrayView2<'_, F> {
-        self.weight.view()
-    }
-    /// The bias `[C_out]`, if any.
-    pub fn bias(&self) -> Option<&Array1<F>> {
-        self.bias.as_ref()
-    }
-    /// The fused activation.
-    pub fn activation(&self) -> Activation {
-        self.activation
+        self.core.matrix()
     }
     /// Input channels.
     pub fn in_channels(&self) -> usize {
-        self.weight.nrows()
+        self.core.weight.shape()[2]
     }
     /// Output channels.
     pub fn out_channels(&self) -> usize {
-        self.weight.ncols()
-    }
-
-    /// The output shape for an input of shape `[N, H, W, C_in]`.
-    ///
-    /// # Errors
-    /// [`Error::ZeroSize`](crate::Error::ZeroSize),
-    /// [`Error::ChannelMismatch`](crate::Error::ChannelMismatch).
-    pub fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
-        check_input("PointwiseConv2d input", &input, self.in_channels())?;
-        Ok([input[0], input[1], input[2], self.out_channels()])
-    }
-
-    /// Mult-adds and parameters for an input of shape `input` (whole batch).
-    ///
-    /// # Errors
-    /// As [`output_shape`](Self::output_shape).
-    pub fn cost(&self, input: [usize; 4]) -> Result<Cost> {
-        let [n, h, w, _] = self.output_shape(input)?;
-        cost::pointwise(
-            [n, h, w],
-            self.in_channels(),
-            self.out_channels(),
-            self.bias.is_some(),
-        )
+        self.core.weight.shape()[3]
     }
 
     /// This layer with `bn` folded in: weight columns scaled by γ/√(var+ε),
@@ -131,96 +112,104 @@ impl<F: Float> PointwiseConv2d<F> {
     /// not have `C_out` channels.
     pub fn fold_batch_norm(&self, bn: &BatchNorm<F>) -> Result<Self> {
         bn.check_channels("PointwiseConv2d", self.out_channels())?;
-        let mut weight = self.weight.clone();
-        let bias = bn.fold_into(weight.view_mut(), self.bias.as_ref());
-        Ok(PointwiseConv2d::new(weight, Some(bias))?
-            .with_activation(self.activation)
-            .with_algorithm(self.algorithm))
+        Ok(PointwiseConv2d::assemble(
+            self.core.fold(bn, self.out_channels()),
+        ))
     }
 
-    /// Runs the layer.
-    ///
-    /// # Errors
-    /// As [`output_shape`](Self::output_shape).
-    pub fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
-        let shape = self.output_shape(super::dims4(x.shape()))?;
-        let algorithm = self.algorithm.resolve()?;
-        let mut out = Array4::zeros(shape);
-        self.run(x, out.view_mut(), algorithm);
-        Ok(out)
+    super::layer_methods!();
+}
+
+impl<F: Float> Layer<F> for PointwiseConv2d<F> {
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
+        check_input("PointwiseConv2d input", &input, self.in_channels())?;
+        Ok([input[0], input[1], input[2], self.out_channels()])
     }
 
-    /// Runs the layer into `out` (any layout), which must have the output shape.
-    ///
-    /// # Errors
-    /// As [`output_shape`](Self::output_shape), and
-    /// [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) for a wrong `out`;
-    /// `out` is untouched on error.
-    pub fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
-        let shape = self.output_shape(super::dims4(x.shape()))?;
+    fn cost(&self, input: [usize; 4]) -> Result<Cost> {
+        let [n, h, w, _] = Layer::output_shape(self, input)?;
+        cost::pointwise(
+            [n, h, w],
+            self.in_channels(),
+            self.out_channels(),
+            self.core.bias.is_some(),
+        )
+    }
+
+    fn info(&self) -> LayerInfo {
+        LayerInfo::new("PointwiseConv2d")
+            .with_stride([1, 1])
+            .with_filter(format!(
+                "1×1×{}×{}",
+                self.in_channels(),
+                self.out_channels()
+            ))
+    }
+
+    fn forward_with_scratch(
+        &self,
+        x: ArrayView4<'_, F>,
+        out: ArrayViewMut4<'_, F>,
+        _scratch: &mut [F],
+    ) -> Result<()> {
+        let shape = Layer::output_shape(self, super::dims4(x.shape()))?;
         check_output("PointwiseConv2d output", out.shape(), shape)?;
-        let algorithm = self.algorithm.resolve()?;
-        self.run(x, out, algorithm);
-        Ok(())
-    }
-
-    fn run(&self, x: ArrayView4<'_, F>, mut out: ArrayViewMut4<'_, F>, algorithm: Algorithm) {
-        if algorithm == Algorithm::Reference {
-            let y = reference::pointwise_conv2d(
-                x,
-                self.weight.view(),
-                self.bias.as_ref().map(|b| b.view()),
-            )
-            .expect("validated");
-            out.assign(&y);
-            out.map_inplace(|v| *v = self.activation.apply(*v));
-            return;
-        }
+        let Some(gemm) = self.plan.kernel()? else {
+            let bias = self.core.bias.as_ref().map(|b| b.view());
+            return self
+                .core
+                .reference_into(reference::pointwise_conv2d(x, self.weight(), bias), out);
+        };
         with_standard_output(out, |out| {
             let [n, h, w, _] = super::dims4(out.shape());
             let rows = out
                 .into_shape_with_order((n * h * w, self.out_channels()))
                 .expect("standard layout");
-            let packed = self
-                .packed
-                .as_ref()
-                .filter(|_| algorithm == Algorithm::Avx2Fma);
             gemm_nhwc(
                 x,
-                self.weight.view(),
-                packed,
+                self.weight(),
+                gemm,
                 rows,
-                self.bias.as_ref(),
-                self.activation,
+                self.core.bias.as_ref(),
+                self.core.activation,
             );
         });
+        Ok(())
+    }
+
+    fn set_algorithm(&mut self, algorithm: Algorithm) {
+        self.core.algorithm = algorithm;
+        self.replan();
     }
 }
 
 /// `out = act(x · w + bias)` with `x` an NHWC view read as `(N·H·W) × C_in`
 /// in place, `out` the standard-layout `(N·H·W) × C_out` rows; split over
-/// threads by rows. With `packed` (the same weight and bias, packed) the fast
-/// kernel tries first and hands back the cases it does not take.
+/// threads by rows. `gemm` is the planned kernel: a packed one runs when the
+/// input's rows can be read in place with unit stride, the portable GEMM on
+/// `w` otherwise.
 pub(crate) fn gemm_nhwc<F: Float>(
     x: ArrayView4<'_, F>,
     w: ArrayView2<'_, F>,
-    packed: Option<&F::Packed>,
-    mut out: ArrayViewMut2<'_, F>,
+    gemm: &GemmKernel,
+    out: ArrayViewMut2<'_, F>,
     bias: Option<&Array1<F>>,
     act: Activation,
 ) {
     let [n, h, wd, c] = super::dims4(x.shape());
     let m = n * h * wd;
     let merged = x.into_shape_with_order((m, c)).ok();
-    if let (Some(p), Some(x2)) = (packed, &merged)
-        && F::gemm_packed(x2.view(), p, out.view_mut(), act, true)
-    {
-        return;
-    }
+    let out = match &merged {
+        Some(x2) => match gemm.packed(x2.view(), out, act, true) {
+            Ok(()) => return,
+            Err(out) => out,
+        },
+        None => out,
+    };
     let align = if merged.is_some() { 8 } else { wd };
     for_each_row_chunk(out, chunk_rows(m, 1, align), |r0, mut oc| {
         match &merged {
-            Some(x2) => F::gemm(
+            Some(x2) => gemm::gemm(
                 x2.slice(s![r0..r0 + oc.nrows(), ..]),
                 w,
                 F::zero(),
@@ -230,7 +219,7 @@ pub(crate) fn gemm_nhwc<F: Float>(
                 // One GEMM per image row; chunks hold whole rows.
                 for (i, start) in (r0..r0 + oc.nrows()).step_by(wd).enumerate() {
                     let (b, y) = (start / (h * wd), (start / wd) % h);
-                    F::gemm(
+                    gemm::gemm(
                         x.slice(s![b, y, .., ..]),
                         w,
                         F::zero(),

@@ -10,6 +10,7 @@ use crate::activation::Activation;
 use crate::cost::Cost;
 use crate::error::{Error, Result};
 use crate::geometry::ConvParams;
+use crate::layer::{Layer, LayerInfo};
 use crate::norm::BatchNorm;
 
 /// A depthwise separable convolution, the MobileNet block: a depthwise conv
@@ -178,67 +179,7 @@ impl<F: Float> SeparableConv2d<F> {
         self
     }
 
-    /// The output shape for an input `[N, H, W, C]`.
-    ///
-    /// # Errors
-    /// As [`DepthwiseConv2d::geometry`].
-    pub fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
-        self.pointwise
-            .output_shape(self.depthwise.output_shape(input)?)
-    }
-
-    /// Mult-adds and parameters of the block as built (depthwise + pointwise,
-    /// plus the BatchNorms' parameters, biases only where given).
-    ///
-    /// # Errors
-    /// As [`output_shape`](Self::output_shape).
-    pub fn cost(&self, input: [usize; 4]) -> Result<Cost> {
-        let mid = self.depthwise.output_shape(input)?;
-        let [n, oh, ow, _] = mid;
-        let dw = crate::cost::depthwise(
-            [n, oh, ow],
-            self.depthwise.kernel_size(),
-            self.depthwise.channels(),
-            self.depthwise.multiplier(),
-            self.depthwise_bias,
-        )?;
-        let pw = crate::cost::pointwise(
-            [n, oh, ow],
-            self.pointwise.in_channels(),
-            self.pointwise.out_channels(),
-            self.pointwise_bias,
-        )?;
-        let bn = [&self.depthwise_norm, &self.pointwise_norm]
-            .into_iter()
-            .flatten()
-            .map(BatchNorm::cost)
-            .sum::<Cost>();
-        Ok(dw + pw + bn)
-    }
-
-    /// Runs the block.
-    ///
-    /// # Errors
-    /// As [`output_shape`](Self::output_shape).
-    pub fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
-        let mid = self.depthwise.forward(x)?;
-        self.pointwise.forward(mid.view())
-    }
-
-    /// Runs the block into `out`.
-    ///
-    /// # Errors
-    /// As [`output_shape`](Self::output_shape), and [`Error::ShapeMismatch`]
-    /// for a wrong `out`; `out` is untouched on error.
-    pub fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
-        check_output(
-            "SeparableConv2d output",
-            out.shape(),
-            self.output_shape(dims4(x.shape()))?,
-        )?;
-        let mid = self.depthwise.forward(x)?;
-        self.pointwise.forward_into(mid.view(), out)
-    }
+    super::layer_methods!();
 
     /// The equivalent standard convolution, for a linear block (both
     /// activations identity; BatchNorms allowed, they are affine):
@@ -281,5 +222,85 @@ impl<F: Float> SeparableConv2d<F> {
             .bias_opt(bias)
             .params(*self.depthwise.params())
             .build()
+    }
+}
+
+impl<F: Float> Layer<F> for SeparableConv2d<F> {
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
+        self.pointwise
+            .output_shape(self.depthwise.output_shape(input)?)
+    }
+
+    /// Mult-adds and parameters of the block as built (depthwise + pointwise,
+    /// plus the BatchNorms' parameters, biases only where given).
+    fn cost(&self, input: [usize; 4]) -> Result<Cost> {
+        let mid = self.depthwise.output_shape(input)?;
+        let [n, oh, ow, _] = mid;
+        let dw = crate::cost::depthwise(
+            [n, oh, ow],
+            self.depthwise.kernel_size(),
+            self.depthwise.channels(),
+            self.depthwise.multiplier(),
+            self.depthwise_bias,
+        )?;
+        let pw = crate::cost::pointwise(
+            [n, oh, ow],
+            self.pointwise.in_channels(),
+            self.pointwise.out_channels(),
+            self.pointwise_bias,
+        )?;
+        let bn = [&self.depthwise_norm, &self.pointwise_norm]
+            .into_iter()
+            .flatten()
+            .map(BatchNorm::cost)
+            .sum::<Cost>();
+        Ok(dw + pw + bn)
+    }
+
+    fn info(&self) -> LayerInfo {
+        let dw = Layer::<F>::info(&self.depthwise);
+        let co = self.pointwise.out_channels();
+        LayerInfo {
+            kind: "SeparableConv2d",
+            stride: dw.stride,
+            filter: dw
+                .filter
+                .map(|f| format!("{f} + 1×1×{}×{co}", self.pointwise.in_channels())),
+        }
+    }
+
+    /// The depthwise output, which the pointwise conv reads.
+    fn scratch_len(&self, input: [usize; 4]) -> Result<usize> {
+        let mid = self.depthwise.output_shape(input)?;
+        self.pointwise.output_shape(mid)?;
+        crate::layer::checked_len("SeparableConv2d depthwise output", &mid)
+    }
+
+    fn forward_with_scratch(
+        &self,
+        x: ArrayView4<'_, F>,
+        out: ArrayViewMut4<'_, F>,
+        scratch: &mut [F],
+    ) -> Result<()> {
+        let input = dims4(x.shape());
+        check_output(
+            "SeparableConv2d output",
+            out.shape(),
+            Layer::output_shape(self, input)?,
+        )?;
+        let mid = self.depthwise.output_shape(input)?;
+        let len = Layer::scratch_len(self, input)?;
+        crate::layer::check_scratch("SeparableConv2d", scratch.len(), len)?;
+        let (mid_buf, rest) = scratch.split_at_mut(len);
+        let mut mid_view = ArrayViewMut4::from_shape(mid, mid_buf).expect("sized by scratch_len");
+        self.depthwise
+            .forward_with_scratch(x, mid_view.view_mut(), rest)?;
+        self.pointwise
+            .forward_with_scratch(mid_view.view(), out, rest)
+    }
+
+    fn set_algorithm(&mut self, algorithm: Algorithm) {
+        self.depthwise.set_algorithm(algorithm);
+        self.pointwise.set_algorithm(algorithm);
     }
 }

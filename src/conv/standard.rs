@@ -1,18 +1,21 @@
-//! Standard (optionally grouped and dilated) 2-D convolution: im2col + GEMM.
+//! Standard (optionally grouped and dilated) 2-D convolution: im2col + GEMM,
+//! a direct kernel for few input channels, one GEMM for a plain 1×1.
 
-use ndarray::{Array1, Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4, s};
+use ndarray::{Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4, s};
 
 use super::{
-    Algorithm, bias_activation, check_bias, check_input, check_output, check_weight, contiguous,
-    dims4, pointwise::gemm_nhwc, settings_setters, with_standard_output,
+    ConvBuilder, ConvCore, bias_activation, check_input, check_output, core_accessors, dims4,
+    pointwise::gemm_nhwc, with_standard_output,
 };
-use crate::activation::Activation;
 use crate::cost::{self, Cost};
 use crate::error::{Error, Result};
 use crate::geometry::{ConvGeometry, ConvParams, Padding};
+use crate::kernels::Avx2Fma;
 use crate::kernels::direct::{DirectConv, MAX_CHANNELS};
+use crate::layer::{Layer, LayerInfo, check_scratch};
 use crate::norm::BatchNorm;
-use crate::parallel::{chunk_rows, for_each_row_chunk, for_each_row_chunk_pair};
+use crate::parallel::{balanced_chunk, chunk_rows, for_each_row_chunk, for_each_row_chunk_pair};
+use crate::plan::{GemmKernel, Isa, Plan, avx2};
 use crate::{Float, reference};
 
 /// A standard 2-D convolution (cross-correlation) with stride, dilation,
@@ -46,53 +49,35 @@ use crate::{Float, reference};
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Conv2d<F: Float> {
-    weight: Array4<F>,
-    bias: Option<Array1<F>>,
-    params: ConvParams,
+    core: ConvCore<F>,
     groups: usize,
-    activation: Activation,
-    algorithm: Algorithm,
-    /// `[kh·kw·C_in, C_out]` weight and bias packed for the fast GEMM
-    /// (ungrouped convs, types and CPUs that have one).
-    packed: Option<F::Packed>,
+    plan: Plan<ConvKernel>,
 }
 
-/// Builds a [`Conv2d`]; see [`Conv2d::builder`]. Every setting has a default
-/// (stride 1, dilation 1, `Valid`, groups 1, no bias, identity, `Auto`).
-#[derive(Clone, Debug)]
-#[must_use = "call .build()"]
-pub struct Conv2dBuilder<F: Float> {
-    weight: Array4<F>,
-    bias: Option<Array1<F>>,
-    params: ConvParams,
-    groups: usize,
-    activation: Activation,
-    algorithm: Algorithm,
+/// The kernels a [`Conv2d`] is planned onto.
+#[derive(Clone, Debug, PartialEq)]
+enum ConvKernel {
+    /// A 1×1, stride-1, unpadded, ungrouped conv: one GEMM on the input as
+    /// it lies.
+    Gemm1x1(GemmKernel),
+    /// Few input channels (an RGB stem): the AVX2+FMA f32 direct kernel reads
+    /// the input in place.
+    Direct(Avx2Fma),
+    /// im2col patches in cache-sized tiles, then the GEMM.
+    Im2col(GemmKernel),
 }
 
-impl<F: Float> Conv2dBuilder<F> {
-    settings_setters!();
+/// Builds a [`Conv2d`]; see [`Conv2d::builder`] and [`ConvBuilder`].
+pub type Conv2dBuilder<F> = ConvBuilder<F, Conv2d<F>>;
 
-    /// Bias `[C_out]` (default none).
-    pub fn bias(mut self, b: Array1<F>) -> Self {
-        self.bias = Some(b);
-        self
-    }
-
-    /// Optional bias.
-    pub fn bias_opt(mut self, b: Option<Array1<F>>) -> Self {
-        self.bias = b;
-        self
-    }
-
+impl<F: Float> ConvBuilder<F, Conv2d<F>> {
     /// Groups (default 1): input and output channels are split into `groups`
     /// independent convolutions.
-    pub fn groups(mut self, g: usize) -> Self {
-        self.groups = g;
-        self
+    pub fn groups(self, g: usize) -> Self {
+        self.set_groups(g)
     }
 
-    /// Validates and builds the layer.
+    /// Validates, plans and builds the layer.
     ///
     /// # Errors
     /// [`Error::ZeroSize`] for an empty weight, [`Error::InvalidGroups`] when
@@ -100,129 +85,98 @@ impl<F: Float> Conv2dBuilder<F> {
     /// bias of the wrong length, [`Error::InvalidStride`] /
     /// [`Error::InvalidDilation`] for zeros, [`Error::Overflow`].
     pub fn build(self) -> Result<Conv2d<F>> {
-        check_weight("Conv2d weight", self.weight.shape())?;
-        let [_, _, cin_g, cout] = dims4(self.weight.shape());
-        if self.groups == 0 || cout % self.groups != 0 {
-            return Err(Error::InvalidGroups {
-                groups: self.groups,
-                in_channels: cin_g.saturating_mul(self.groups),
-                out_channels: cout,
-            });
-        }
-        cin_g
-            .checked_mul(self.groups)
-            .ok_or(Error::Overflow("Conv2d input channels"))?;
-        check_bias("Conv2d bias", self.bias.as_ref().map(|b| b.len()), cout)?;
-        check_params(&self.params)?;
-        Ok(Conv2d::assemble(
-            self.weight.as_standard_layout().into_owned(),
-            contiguous(self.bias),
-            self.params,
-            self.groups,
-            self.activation,
-            self.algorithm,
-        ))
+        let (core, groups) = self.finish("Conv2d", |shape, groups| {
+            let [_, _, cin_g, cout] = dims4(shape);
+            if groups == 0 || cout % groups != 0 {
+                return Err(Error::InvalidGroups {
+                    groups,
+                    in_channels: cin_g.saturating_mul(groups),
+                    out_channels: cout,
+                });
+            }
+            cin_g
+                .checked_mul(groups)
+                .ok_or(Error::Overflow("Conv2d input channels"))?;
+            Ok(cout)
+        })?;
+        Ok(Conv2d::assemble(core, groups))
     }
-}
-
-/// Rejects zero strides and dilations at build time (the geometry checks them
-/// again per input, with the same errors).
-pub(crate) fn check_params(p: &ConvParams) -> Result<()> {
-    if p.stride.contains(&0) {
-        return Err(Error::InvalidStride(p.stride));
-    }
-    if p.dilation.contains(&0) {
-        return Err(Error::InvalidDilation(p.dilation));
-    }
-    Ok(())
 }
 
 impl<F: Float> Conv2d<F> {
-    /// The layer from validated parts (standard-layout weight, contiguous bias).
-    fn assemble(
-        weight: Array4<F>,
-        bias: Option<Array1<F>>,
-        params: ConvParams,
-        groups: usize,
-        activation: Activation,
-        algorithm: Algorithm,
-    ) -> Self {
-        let cout = weight.shape()[3];
-        let packed = (groups == 1)
-            .then(|| {
-                let w2 = weight
-                    .view()
-                    .into_shape_with_order((weight.len() / cout, cout))
-                    .expect("standard layout");
-                F::pack(w2, bias.as_ref().and_then(|b| b.as_slice()))
-            })
-            .flatten();
-        Conv2d {
-            weight,
-            bias,
-            params,
+    /// The layer from a checked core, planned.
+    fn assemble(core: ConvCore<F>, groups: usize) -> Self {
+        let mut conv = Conv2d {
+            core,
             groups,
-            activation,
-            algorithm,
-            packed,
-        }
+            plan: Plan::Reference,
+        };
+        conv.replan();
+        conv
+    }
+
+    /// Chooses the kernel for the stored settings, once.
+    fn replan(&mut self) {
+        let [kh, kw] = self.kernel_size();
+        let p = &self.core.params;
+        let unpadded = match p.padding {
+            // SAME pads nothing for a 1×1 kernel at stride 1.
+            Padding::Valid | Padding::Same => true,
+            Padding::Explicit {
+                top,
+                bottom,
+                left,
+                right,
+            } => top + bottom + left + right == 0,
+        };
+        let is_1x1 = [kh, kw] == [1, 1] && self.groups == 1 && p.stride == [1, 1] && unpadded;
+        let direct = self.groups == 1
+            && self.in_channels() <= MAX_CHANNELS
+            && crate::kernels::cast::same::<F, f32>();
+        let (core, groups) = (&self.core, self.groups);
+        self.plan = Plan::new(core.algorithm, |isa: Isa| {
+            let gemm = || match groups {
+                1 => GemmKernel::plan(isa, core.matrix(), core.bias_slice()),
+                _ => GemmKernel::Portable,
+            };
+            match avx2(isa) {
+                _ if is_1x1 => ConvKernel::Gemm1x1(gemm()),
+                Some(cpu) if direct => ConvKernel::Direct(cpu),
+                _ => ConvKernel::Im2col(gemm()),
+            }
+        });
     }
 
     /// Starts building a conv with weight `[kh, kw, C_in / groups, C_out]`.
     pub fn builder(weight: Array4<F>) -> Conv2dBuilder<F> {
-        Conv2dBuilder {
-            weight,
-            bias: None,
-            params: ConvParams::default(),
-            groups: 1,
-            activation: Activation::Identity,
-            algorithm: Algorithm::Auto,
-        }
+        ConvBuilder::new(weight)
     }
 
-    /// Sets the fused activation.
-    pub fn with_activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-
-    /// Forces an implementation.
-    pub fn with_algorithm(mut self, a: Algorithm) -> Self {
-        self.algorithm = a;
-        self
-    }
+    core_accessors!();
 
     /// The weight `[kh, kw, C_in / groups, C_out]`.
     pub fn weight(&self) -> ArrayView4<'_, F> {
-        self.weight.view()
-    }
-    /// The bias, if any.
-    pub fn bias(&self) -> Option<&Array1<F>> {
-        self.bias.as_ref()
+        self.core.weight.view()
     }
     /// Stride, dilation and padding.
     pub fn params(&self) -> &ConvParams {
-        &self.params
+        &self.core.params
     }
     /// Groups.
     pub fn groups(&self) -> usize {
         self.groups
     }
-    /// The fused activation.
-    pub fn activation(&self) -> Activation {
-        self.activation
-    }
     /// Kernel size [kh, kw].
     pub fn kernel_size(&self) -> [usize; 2] {
-        [self.weight.shape()[0], self.weight.shape()[1]]
+        self.core.kernel_size()
     }
     /// Input channels.
     pub fn in_channels(&self) -> usize {
-        self.weight.shape()[2] * self.groups
+        self.core.weight.shape()[2] * self.groups
     }
     /// Output channels.
     pub fn out_channels(&self) -> usize {
-        self.weight.shape()[3]
+        self.core.weight.shape()[3]
     }
 
     /// The resolved geometry for an input of shape `[N, H, W, C_in]`.
@@ -232,33 +186,9 @@ impl<F: Float> Conv2d<F> {
     /// ([`Error::KernelTooLarge`], …).
     pub fn geometry(&self, input: [usize; 4]) -> Result<ConvGeometry> {
         check_input("Conv2d input", &input, self.in_channels())?;
-        self.params
+        self.core
+            .params
             .resolve([input[1], input[2]], self.kernel_size())
-    }
-
-    /// The output shape `[N, OH, OW, C_out]` for an input of shape `input`.
-    ///
-    /// # Errors
-    /// As [`geometry`](Self::geometry).
-    pub fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
-        let [oh, ow] = self.geometry(input)?.output();
-        Ok([input[0], oh, ow, self.out_channels()])
-    }
-
-    /// Mult-adds and parameters for an input of shape `input` (whole batch).
-    ///
-    /// # Errors
-    /// As [`geometry`](Self::geometry).
-    pub fn cost(&self, input: [usize; 4]) -> Result<Cost> {
-        let [n, oh, ow, _] = self.output_shape(input)?;
-        cost::conv2d(
-            [n, oh, ow],
-            self.kernel_size(),
-            self.in_channels(),
-            self.out_channels(),
-            self.groups,
-            self.bias.is_some(),
-        )
     }
 
     /// This layer with `bn` folded in (weights scaled per output channel,
@@ -268,186 +198,133 @@ impl<F: Float> Conv2d<F> {
     /// [`Error::ChannelMismatch`] if `bn` does not have `C_out` channels.
     pub fn fold_batch_norm(&self, bn: &BatchNorm<F>) -> Result<Self> {
         bn.check_channels("Conv2d", self.out_channels())?;
-        let mut weight = self.weight.clone();
-        let cout = self.out_channels();
-        let cols = weight
-            .view_mut()
-            .into_shape_with_order((self.weight.len() / cout, cout))
-            .expect("standard layout");
-        let bias = bn.fold_into(cols, self.bias.as_ref());
         Ok(Conv2d::assemble(
-            weight,
-            Some(bias),
-            self.params,
+            self.core.fold(bn, self.out_channels()),
             self.groups,
-            self.activation,
-            self.algorithm,
         ))
     }
 
-    /// Runs the layer.
-    ///
-    /// # Errors
-    /// As [`geometry`](Self::geometry).
-    pub fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
-        let g = self.geometry(dims4(x.shape()))?;
-        let algorithm = self.algorithm.resolve()?;
-        let mut out = Array4::zeros((x.shape()[0], g.h.output, g.w.output, self.out_channels()));
-        self.run(x, &g, out.view_mut(), algorithm, &mut Vec::new());
-        Ok(out)
-    }
+    super::layer_methods!();
 
-    /// Runs the layer into `out` (any layout), which must have the output shape.
-    ///
-    /// # Errors
-    /// As [`geometry`](Self::geometry), and [`Error::ShapeMismatch`] for a
-    /// wrong `out`; `out` is untouched on error.
-    pub fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
-        self.forward_into_scratch(x, out, &mut Vec::new())
-    }
-
-    /// As [`forward_into`](Self::forward_into), with the im2col patch matrix
-    /// in `scratch` (grown when too small, else reused: a planned caller
-    /// allocates nothing per call).
-    pub(crate) fn forward_into_scratch(
-        &self,
-        x: ArrayView4<'_, F>,
-        out: ArrayViewMut4<'_, F>,
-        scratch: &mut Vec<F>,
-    ) -> Result<()> {
-        let g = self.geometry(dims4(x.shape()))?;
-        check_output(
-            "Conv2d output",
-            out.shape(),
-            [x.shape()[0], g.h.output, g.w.output, self.out_channels()],
-        )?;
-        let algorithm = self.algorithm.resolve()?;
-        self.run(x, &g, out, algorithm, scratch);
-        Ok(())
-    }
-
-    fn run(
-        &self,
-        x: ArrayView4<'_, F>,
-        g: &ConvGeometry,
-        mut out: ArrayViewMut4<'_, F>,
-        algorithm: Algorithm,
-        scratch: &mut Vec<F>,
-    ) {
-        if algorithm == Algorithm::Reference {
-            let y = reference::conv2d(
-                x,
-                self.weight.view(),
-                self.bias.as_ref().map(|b| b.view()),
-                &self.params,
-                self.groups,
-            )
-            .expect("validated");
-            out.assign(&y);
-            out.map_inplace(|v| *v = self.activation.apply(*v));
-            return;
-        }
-        let [kh, kw] = self.kernel_size();
-        let cout = self.out_channels();
-        let is_1x1 = kh == 1
-            && kw == 1
-            && self.groups == 1
-            && g.h.stride == 1
-            && g.w.stride == 1
-            && g.h.pad_before + g.h.pad_after + g.w.pad_before + g.w.pad_after == 0;
-        with_standard_output(out, |out| {
-            let rows = out.len() / cout;
-            let out2 = out
-                .into_shape_with_order((rows, cout))
-                .expect("standard layout");
-            let w2 = self
-                .weight
-                .view()
-                .into_shape_with_order((self.weight.len() / cout, cout))
-                .expect("standard layout");
-            let packed = self
-                .packed
-                .as_ref()
-                .filter(|_| algorithm == Algorithm::Avx2Fma);
-            if is_1x1 {
-                gemm_nhwc(x, w2, packed, out2, self.bias.as_ref(), self.activation);
-            } else if packed.is_some() && self.groups == 1 && self.in_channels() <= MAX_CHANNELS {
-                // Few input channels (an RGB stem): read the input in place.
-                self.direct(x, g, out2);
-            } else {
-                self.im2col_gemm(x, g, out2, packed, scratch);
-            }
-        });
-    }
-
-    /// The direct kernel over chunks of output rows (see
-    /// [`crate::kernels::direct`]); only called where it exists (f32 with
-    /// packed weights, so AVX2+FMA) and takes the problem.
-    fn direct(&self, x: ArrayView4<'_, F>, g: &ConvGeometry, out: ArrayViewMut2<'_, F>) {
-        let x = super::contiguous_input(&x);
-        let problem = DirectConv {
-            x: &x,
-            weight: self.weight.as_slice().expect("standard layout"),
-            bias: super::bias_slice(self.bias.as_ref()),
-            cin: self.in_channels(),
-            cout: self.out_channels(),
-            geometry: *g,
-            activation: self.activation,
-        };
-        let rows = out.nrows() / g.w.output.max(1);
-        let out = out
-            .into_shape_with_order((rows, g.w.output * self.out_channels()))
-            .expect("standard layout");
-        for_each_row_chunk(out, chunk_rows(rows, 4, 1), |r0, block| {
-            assert!(
-                F::direct_conv_rows(&problem, r0, block),
-                "the direct kernel exists wherever the GEMM weights are packed"
-            );
-        });
-    }
-
-    /// im2col + GEMM over chunks of output rows: each chunk gathers its
-    /// patches `[rows, kh·kw·C_in/g]` per group and multiplies them by that
-    /// group's weight columns.
+    /// The im2col split of `rows` output rows on `threads` threads: rows per
+    /// chunk, rows per patch tile, and the patch rows all chunks need.
     ///
     /// When the weights are small (`kh·kw·C_in/g · C_out` ≤ 64 Ki values, as
     /// in MobileNet's first conv) a chunk goes through in tiles of
     /// [`tile_rows`] rows, gathered into the same small patch buffer, so the
     /// patches are still in cache when the GEMM reads them. Larger weights
     /// keep one patch matrix per chunk, so the GEMM streams them once.
-    fn im2col_gemm(
+    fn im2col_split(&self, rows: usize, threads: usize) -> (usize, usize, usize) {
+        let (k, cout) = (self.core.matrix().nrows(), self.out_channels());
+        let chunk = balanced_chunk(rows, threads, 1, 8);
+        let tile = tile_rows(k, cout).unwrap_or(chunk).min(chunk);
+        (chunk, tile, rows.div_ceil(chunk) * tile)
+    }
+
+    /// The threads to split im2col over: this pool's, unless `scratch` is
+    /// too short for that split (it was sized for fewer threads), then one.
+    fn im2col_threads(&self, rows: usize, scratch: usize) -> usize {
+        let k = self.core.matrix().nrows();
+        let threads = crate::parallel::threads();
+        let fits = |t| self.im2col_split(rows, t).2.saturating_mul(k) <= scratch;
+        if fits(threads) { threads } else { 1 }
+    }
+
+    fn run(
         &self,
+        kernel: &ConvKernel,
+        x: ArrayView4<'_, F>,
+        g: &ConvGeometry,
+        out: ArrayViewMut4<'_, F>,
+        scratch: &mut [F],
+    ) {
+        let cout = self.out_channels();
+        with_standard_output(out, |out| {
+            let rows = out.len() / cout;
+            let out2 = out
+                .into_shape_with_order((rows, cout))
+                .expect("standard layout");
+            match kernel {
+                ConvKernel::Gemm1x1(gemm) => gemm_nhwc(
+                    x,
+                    self.core.matrix(),
+                    gemm,
+                    out2,
+                    self.core.bias.as_ref(),
+                    self.core.activation,
+                ),
+                ConvKernel::Direct(cpu) => self.direct(*cpu, x, g, out2),
+                ConvKernel::Im2col(gemm) => self.im2col_gemm(gemm, x, g, out2, scratch),
+            }
+        });
+    }
+
+    /// The direct kernel over chunks of output rows (see
+    /// [`crate::kernels::direct`]).
+    fn direct(
+        &self,
+        cpu: Avx2Fma,
         x: ArrayView4<'_, F>,
         g: &ConvGeometry,
         out: ArrayViewMut2<'_, F>,
-        packed: Option<&F::Packed>,
-        scratch: &mut Vec<F>,
+    ) {
+        let x = super::contiguous_input(&x);
+        let problem = DirectConv {
+            x: &x,
+            weight: self.core.weight_slice(),
+            bias: self.core.bias_slice(),
+            cin: self.in_channels(),
+            cout: self.out_channels(),
+            geometry: *g,
+            activation: self.core.activation,
+        };
+        let rows = out.nrows() / g.w.output.max(1);
+        let out = out
+            .into_shape_with_order((rows, g.w.output * self.out_channels()))
+            .expect("standard layout");
+        #[cfg(target_arch = "x86_64")]
+        for_each_row_chunk(out, chunk_rows(rows, 4, 1), |r0, block| {
+            problem.rows(cpu, r0, block)
+        });
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (
+            cpu,
+            problem,
+            out,
+            for_each_row_chunk::<F, fn(usize, ArrayViewMut2<'_, F>)>,
+            chunk_rows,
+        );
+    }
+
+    /// im2col + GEMM over chunks of output rows: each chunk gathers its
+    /// patches `[rows, kh·kw·C_in/g]` per group, in tiles (see
+    /// [`im2col_split`](Self::im2col_split)), and multiplies them by that
+    /// group's weight columns. The patch tiles live in `scratch`.
+    fn im2col_gemm(
+        &self,
+        gemm: &GemmKernel,
+        x: ArrayView4<'_, F>,
+        g: &ConvGeometry,
+        out: ArrayViewMut2<'_, F>,
+        scratch: &mut [F],
     ) {
         let batch = x.shape()[0];
         // The patches are gathered from a contiguous copy when the view is not one.
         let x = super::contiguous_input(&x);
         let [kh, kw] = self.kernel_size();
         let (h, w, cin) = (g.h.input, g.w.input, self.in_channels());
-        let (cin_g, cout) = (self.weight.shape()[2], self.out_channels());
+        let (cin_g, cout) = (self.core.weight.shape()[2], self.out_channels());
         let cout_g = cout / self.groups;
         let k = kh * kw * cin_g;
-        let w2 = self
-            .weight
-            .view()
-            .into_shape_with_order((k, cout))
-            .expect("standard layout");
+        let w2 = self.core.matrix();
         let (ow, pixels) = (g.w.output, g.output_pixels());
         let rows = batch * pixels;
-        let chunk = chunk_rows(rows, 1, 8);
-        let tile = tile_rows(k, cout).unwrap_or(chunk).min(chunk);
         // Each chunk's patch tile [tile, kh·kw·C_in/g] lives in the caller's
-        // scratch, grown when too small and otherwise reused as it is.
-        let patch_rows = rows.div_ceil(chunk) * tile;
-        if scratch.len() < patch_rows * k {
-            scratch.resize(patch_rows * k, F::zero());
-        }
+        // scratch (its length checked by the forward).
+        let threads = self.im2col_threads(rows, scratch.len());
+        let (chunk, tile, patch_rows) = self.im2col_split(rows, threads);
         let cols = ArrayViewMut2::from_shape((patch_rows, k), &mut scratch[..patch_rows * k])
-            .expect("sized above");
+            .expect("checked by the forward");
         // A whole kernel row of taps is one contiguous run of the input when
         // the conv is ungrouped and undilated along the width.
         let whole_rows = self.groups == 1 && g.w.dilation == 1;
@@ -495,21 +372,107 @@ impl<F: Float> Conv2d<F> {
                             }
                         }
                     }
-                    // Ungrouped: the fast kernel, bias and activation fused.
-                    if let Some(p) = packed
-                        && F::gemm_packed(col.view(), p, oc.view_mut(), self.activation, false)
-                    {
+                    // Ungrouped and planned: the fast kernel, bias and activation fused.
+                    let act = self.core.activation;
+                    if gemm.packed(col.view(), oc.view_mut(), act, false).is_ok() {
                         break;
                     }
                     let cols = s![.., group * cout_g..(group + 1) * cout_g];
-                    F::gemm(col.view(), w2.slice(cols), F::zero(), oc.slice_mut(cols));
+                    gemm_portable(col.view(), w2.slice(cols), oc.slice_mut(cols));
                     if group + 1 == self.groups {
-                        bias_activation(oc.view_mut(), self.bias.as_ref(), self.activation);
+                        bias_activation(oc.view_mut(), self.core.bias.as_ref(), act);
                     }
                 }
             }
         });
     }
+}
+
+impl<F: Float> Layer<F> for Conv2d<F> {
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
+        let [oh, ow] = self.geometry(input)?.output();
+        Ok([input[0], oh, ow, self.out_channels()])
+    }
+
+    fn cost(&self, input: [usize; 4]) -> Result<Cost> {
+        let [n, oh, ow, _] = Layer::output_shape(self, input)?;
+        cost::conv2d(
+            [n, oh, ow],
+            self.kernel_size(),
+            self.in_channels(),
+            self.out_channels(),
+            self.groups,
+            self.core.bias.is_some(),
+        )
+    }
+
+    fn info(&self) -> LayerInfo {
+        let [kh, kw, ci, co] = dims4(self.core.weight.shape());
+        let filter = match self.groups {
+            1 => format!("{kh}×{kw}×{ci}×{co}"),
+            g => format!("{kh}×{kw}×{ci}×{co} g{g}"),
+        };
+        LayerInfo::new("Conv2d")
+            .with_stride(self.core.params.stride)
+            .with_filter(filter)
+    }
+
+    fn scratch_len(&self, input: [usize; 4]) -> Result<usize> {
+        let [n, oh, ow, _] = Layer::output_shape(self, input)?;
+        if !matches!(self.plan, Plan::Kernel(ConvKernel::Im2col(_))) {
+            return Ok(0);
+        }
+        // Enough for this pool's split and for one thread's.
+        let rows = crate::layer::checked_len("Conv2d output rows", &[n, oh, ow])?;
+        let k = self.core.matrix().nrows();
+        let patch_rows = [1, crate::parallel::threads()]
+            .map(|t| self.im2col_split(rows, t).2)
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        crate::layer::checked_len("Conv2d im2col scratch", &[patch_rows, k])
+    }
+
+    fn forward_with_scratch(
+        &self,
+        x: ArrayView4<'_, F>,
+        out: ArrayViewMut4<'_, F>,
+        scratch: &mut [F],
+    ) -> Result<()> {
+        let input = dims4(x.shape());
+        let g = self.geometry(input)?;
+        check_output(
+            "Conv2d output",
+            out.shape(),
+            Layer::output_shape(self, input)?,
+        )?;
+        let Some(kernel) = self.plan.kernel()? else {
+            let bias = self.core.bias.as_ref().map(|b| b.view());
+            let y = reference::conv2d(x, self.weight(), bias, self.params(), self.groups);
+            return self.core.reference_into(y, out);
+        };
+        if let ConvKernel::Im2col(_) = kernel {
+            let rows = out.len() / self.out_channels();
+            let needed = self.im2col_split(rows, 1).2 * self.core.matrix().nrows();
+            check_scratch("Conv2d", scratch.len(), needed)?;
+        }
+        self.run(kernel, x, &g, out, scratch);
+        Ok(())
+    }
+
+    fn set_algorithm(&mut self, algorithm: crate::Algorithm) {
+        self.core.algorithm = algorithm;
+        self.replan();
+    }
+}
+
+/// `c = a · b` with matrixmultiply.
+fn gemm_portable<F: Float>(
+    a: ndarray::ArrayView2<'_, F>,
+    b: ndarray::ArrayView2<'_, F>,
+    c: ArrayViewMut2<'_, F>,
+) {
+    crate::kernels::gemm::gemm(a, b, F::zero(), c);
 }
 
 /// `dst.copy_from_slice(src)` for the short runs of im2col (often 3 or 9
@@ -542,13 +505,13 @@ impl<F: Float> From<&super::PointwiseConv2d<F>> for Conv2d<F> {
             padding: Padding::Valid,
             ..ConvParams::default()
         };
-        Conv2d::assemble(
+        let core = ConvCore::new(
             weight,
             pw.bias().cloned(),
             params,
-            1,
             pw.activation(),
-            Algorithm::Auto,
-        )
+            pw.algorithm(),
+        );
+        Conv2d::assemble(core, 1)
     }
 }

@@ -22,18 +22,22 @@ use crate::activation::Activation;
 use crate::geometry::AxisGeometry;
 
 /// Runs `p` on output rows `first_row..first_row + out.nrows()` (rows of the
-/// `[N·OH, OW·C_out]` output). Returns `false`, having done nothing, when
-/// this CPU lacks AVX2/FMA or `C_in` is above [`MAX_CHANNELS`].
+/// `[N·OH, OW·C_out]` output); `cpu` is the proof that AVX2 and FMA exist.
 ///
-/// **Panics** if the buffers do not match the problem (a bug in the caller).
+/// **Panics** if `C_in` is 0 or above [`MAX_CHANNELS`] or the buffers do not
+/// match the problem (bugs in the planner or the caller).
 pub(crate) fn rows(
+    cpu: super::Avx2Fma,
     p: &DirectConv<'_, f32>,
     first_row: usize,
     mut out: ArrayViewMut2<'_, f32>,
-) -> bool {
-    if p.cin == 0 || p.cin > MAX_CHANNELS || !super::gemm_f32::available() {
-        return false;
-    }
+) {
+    let _ = cpu;
+    assert!(
+        (1..=MAX_CHANNELS).contains(&p.cin),
+        "direct conv planned for {} input channels",
+        p.cin
+    );
     let g = &p.geometry;
     let (cin, cout) = (p.cin, p.cout);
     let [kh, kw] = [g.h.kernel, g.w.kernel];
@@ -88,7 +92,7 @@ pub(crate) fn rows(
             cols: g.w,
             activation: p.activation,
         };
-        // SAFETY: AVX2 and FMA were detected above. `row.x` points at input
+        // SAFETY: AVX2 and FMA exist (the `cpu` token). `row.x` points at input
         // row iy0 of image b, and rows iy0 + r·dilation for r < rows are rows
         // of that image (`taps_inside` checked the last one is below H). The
         // weight rows ky0..ky1 lie inside `weight` (length kh·kw·cin·cout, checked),
@@ -104,7 +108,6 @@ pub(crate) fn rows(
             row.interior(lo, hi, orow.as_mut_ptr());
         }
     }
-    true
 }
 
 /// One output row's problem, as raw pointers for the inner loops.
@@ -295,10 +298,10 @@ mod tests {
     /// buffer of guard values that must stay untouched.
     #[test]
     fn matches_oracle_exactly_and_writes_nothing_else() {
-        if !super::super::gemm_f32::available() {
+        let Some(cpu) = super::super::Avx2Fma::detect() else {
             eprintln!("skipped: no AVX2+FMA on this CPU (the kernel cannot run here)");
             return;
-        }
+        };
         let mut seed = 7u32;
         let mut next = move || {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -364,7 +367,7 @@ mod tests {
                             let (nrows, cols) = (batch * g.h.output, g.w.output * cout);
                             let guard = -1234.5f32;
                             let mut buf = Array2::from_elem((nrows + 2, cols + 9), guard);
-                            assert!(rows(&p, 0, buf.slice_mut(s![1..nrows + 1, 4..4 + cols])));
+                            rows(cpu, &p, 0, buf.slice_mut(s![1..nrows + 1, 4..4 + cols]));
                             let got = buf.slice(s![1..nrows + 1, 4..4 + cols]);
                             let want = expected.to_shape((nrows, cols)).unwrap();
                             assert_eq!(

@@ -11,11 +11,12 @@
 //!
 //! One generic body is compiled twice: portable (what the baseline target
 //! vectorizes to), and inside an AVX2+FMA `#[target_feature]` wrapper, where
-//! the same loop becomes 8-wide fused multiply-adds. Asked for AVX2, f32
-//! problems with multiplier 1 and fewer than 512 channels go to the
-//! register-blocked intrinsics kernel of [`super::depthwise_f32`] first
+//! the same loop becomes 8-wide fused multiply-adds. f32 problems with
+//! multiplier 1 and fewer than 512 channels are planned onto the
+//! register-blocked intrinsics kernel of [`super::depthwise_f32`] instead
 //! (written by hand: the compiler did not vectorize the same idea written
-//! generically, about 60 instructions per output).
+//! generically, about 60 instructions per output). [`DepthwiseKernel`] is
+//! that choice, made once when the layer is built.
 
 use ndarray::ArrayViewMut2;
 
@@ -23,10 +24,42 @@ use crate::Float;
 use crate::activation::Activation;
 use crate::geometry::ConvGeometry;
 
-/// A depthwise problem over a contiguous NHWC input. (`pub` only because
-/// the sealed [`Scalar`](super::Scalar) trait names it; this module is
-/// private to the crate.)
-pub struct Depthwise<'a, F> {
+/// The depthwise kernels, one entry per kernel family and ISA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DepthwiseKernel {
+    /// The generic body, compiled for the baseline target.
+    Portable,
+    /// The generic body compiled for AVX2+FMA.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2Fma(super::Avx2Fma),
+    /// The register-blocked f32 intrinsics kernel (multiplier 1, fewer than
+    /// 512 channels).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2FmaF32(super::Avx2Fma),
+}
+
+impl DepthwiseKernel {
+    /// The kernel for `F` with `channels` × `multiplier` on `cpu` (`None`:
+    /// the portable one).
+    pub(crate) fn plan<F: Float>(
+        cpu: Option<super::Avx2Fma>,
+        channels: usize,
+        multiplier: usize,
+    ) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(cpu) = cpu {
+            if super::cast::same::<F, f32>() && super::depthwise_f32::suits(channels, multiplier) {
+                return DepthwiseKernel::Avx2FmaF32(cpu);
+            }
+            return DepthwiseKernel::Avx2Fma(cpu);
+        }
+        let _ = (cpu, channels, multiplier);
+        DepthwiseKernel::Portable
+    }
+}
+
+/// A depthwise problem over a contiguous NHWC input.
+pub(crate) struct Depthwise<'a, F> {
     /// Input, standard layout `[N, H, W, C]`.
     pub x: &'a [F],
     /// Weight `[kh·kw, C·m]` (the crate's `[kh, kw, C, m]`, flattened).
@@ -47,20 +80,49 @@ pub struct Depthwise<'a, F> {
 
 impl<F: Float> Depthwise<'_, F> {
     /// Computes output rows `first_row..first_row + out.nrows()` of the
-    /// `[N·OH, OW·C·m]` output matrix, with the AVX2+FMA build of the kernel
-    /// when `avx2` is asked for and the CPU has it, else the portable one.
-    pub(crate) fn rows(&self, first_row: usize, mut out: ArrayViewMut2<'_, F>, avx2: bool) {
-        if avx2 && F::depthwise_rows(self, first_row, out.view_mut()) {
-            return; // the type's own kernel (f32, multiplier 1)
+    /// `[N·OH, OW·C·m]` output matrix with `kernel`.
+    pub(crate) fn rows(
+        &self,
+        kernel: DepthwiseKernel,
+        first_row: usize,
+        out: ArrayViewMut2<'_, F>,
+    ) {
+        match kernel {
+            DepthwiseKernel::Portable => self.rows_body::<false>(first_row, out),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the token proves AVX2 and FMA exist on this CPU.
+            DepthwiseKernel::Avx2Fma(_) => unsafe { self.rows_avx2(first_row, out) },
+            #[cfg(target_arch = "x86_64")]
+            DepthwiseKernel::Avx2FmaF32(cpu) => {
+                // Planned only for f32: these casts are the identity.
+                match (
+                    super::cast::slice::<F, f32>(self.x),
+                    super::cast::slice::<F, f32>(self.weight),
+                    super::cast::view2_mut::<F, f32>(out),
+                ) {
+                    (Some(x), Some(weight), Ok(out)) => {
+                        let p = Depthwise {
+                            x,
+                            weight,
+                            bias: self.bias.map(|b| super::cast::slice(b).expect("F is f32")),
+                            channels: self.channels,
+                            multiplier: self.multiplier,
+                            kernel: self.kernel,
+                            geometry: self.geometry,
+                            activation: self.activation,
+                        };
+                        super::depthwise_f32::rows(cpu, &p, first_row, out);
+                    }
+                    _ => {
+                        unreachable!("the f32 depthwise kernel is planned for f32 only")
+                    }
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            DepthwiseKernel::Avx2Fma(_) | DepthwiseKernel::Avx2FmaF32(_) => {
+                unreachable!("no AVX2 token off x86-64")
+            }
         }
-        #[cfg(target_arch = "x86_64")]
-        if avx2 && super::gemm_f32::available() {
-            // SAFETY: AVX2 and FMA were detected on this CPU just above.
-            unsafe { self.rows_avx2(first_row, out) };
-            return;
-        }
-        let _ = avx2;
-        self.rows_body::<false>(first_row, out);
     }
 
     /// The kernel compiled for AVX2+FMA.

@@ -26,24 +26,32 @@ use super::window;
 use crate::activation::Activation;
 use crate::geometry::AxisGeometry;
 
+/// Whether this kernel is the one to plan for `channels` channels with
+/// multiplier `multiplier`: multiplier 1 and fewer than 512 channels. From
+/// 512 channels (a pixel 2 KiB apart from the next) the input columns of a
+/// register block fall into the same few L1 sets and evict each other; the
+/// generic kernel, which streams each tap along whole rows, measured up to 2×
+/// faster there (7×7×1024: 0.074 vs 0.149 ms).
+pub(crate) fn suits(channels: usize, multiplier: usize) -> bool {
+    multiplier == 1 && channels < 512
+}
+
 /// Runs `p` on output rows `first_row..first_row + out.nrows()` with the
-/// AVX2+FMA kernel. Returns `false`, having done nothing, when this CPU lacks
-/// AVX2/FMA or the problem is not one this kernel takes (multiplier ≠ 1, or
-/// 512 channels or more).
+/// AVX2+FMA kernel; `cpu` is the proof that AVX2 and FMA exist.
 ///
-/// **Panics** if the buffers do not match the problem (a bug in the caller).
+/// **Panics** if the multiplier is not 1 or the buffers do not match the
+/// problem (bugs in the planner or the caller).
 pub(crate) fn rows(
+    cpu: super::Avx2Fma,
     p: &Depthwise<'_, f32>,
     first_row: usize,
     mut out: ArrayViewMut2<'_, f32>,
-) -> bool {
-    // From 512 channels (a pixel 2 KiB apart from the next) the input
-    // columns of a register block fall into the same few L1 sets and evict
-    // each other; the generic kernel, which streams each tap along whole
-    // rows, measured up to 2× faster there (7×7×1024: 0.074 vs 0.149 ms).
-    if p.multiplier != 1 || p.channels >= 512 || !super::gemm_f32::available() {
-        return false;
-    }
+) {
+    let _ = cpu;
+    assert_eq!(
+        p.multiplier, 1,
+        "depthwise f32 kernel planned for a multiplier"
+    );
     let g = &p.geometry;
     let c = p.channels;
     let [kh, kw] = p.kernel;
@@ -96,7 +104,7 @@ pub(crate) fn rows(
             cols: g.w,
             activation: p.activation,
         };
-        // SAFETY: AVX2 and FMA were detected above. `row.x` points at input
+        // SAFETY: AVX2 and FMA exist (the `cpu` token). `row.x` points at input
         // row iy0 of image b, and rows iy0 + r·dilation for r < rows are rows
         // of that image (`taps_inside` checked the last one is below H). The
         // weight rows ky0..ky1 lie inside `weight` (length kh·kw·c, checked),
@@ -112,7 +120,6 @@ pub(crate) fn rows(
             row.interior(lo, hi, orow.as_mut_ptr());
         }
     }
-    true
 }
 
 /// One output row's problem, as raw pointers for the inner loops.
@@ -311,6 +318,7 @@ mod tests {
 
     use super::*;
     use crate::geometry::{ConvGeometry, Padding};
+    use crate::kernels::depthwise::DepthwiseKernel;
 
     /// Every register-block shape, masked channel tails, border-only rows
     /// and columns (including taps that miss the image entirely under wide
@@ -318,10 +326,10 @@ mod tests {
     /// AVX2 kernel's bits and write nothing outside the rows it was given.
     #[test]
     fn same_bits_as_generic_kernel_and_no_write_outside() {
-        if !super::super::gemm_f32::available() {
+        let Some(cpu) = super::super::Avx2Fma::detect() else {
             eprintln!("skipped: no AVX2+FMA on this CPU (the kernel cannot run here)");
             return;
-        }
+        };
         let mut seed = 1u32;
         let mut next = move || {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -369,7 +377,7 @@ mod tests {
                             };
                             let (nrows, cols) = (batch * g.h.output, g.w.output * c);
                             let mut expected = Array2::from_elem((nrows, cols), f32::NAN);
-                            p.rows(0, expected.view_mut(), true);
+                            p.rows(DepthwiseKernel::Avx2FmaF32(cpu), 0, expected.view_mut());
                             // Generic kernel: the same call with the f32 kernel bypassed.
                             let mut generic = Array2::from_elem((nrows, cols), f32::NAN);
                             // SAFETY (test): AVX2+FMA checked at the top.
@@ -378,7 +386,7 @@ mod tests {
                             // rows 1.. are given, starting at row 1 of the output.
                             let guard = -1234.5f32;
                             let mut buf = Array2::from_elem((nrows + 2, cols + 9), guard);
-                            assert!(rows(&p, 1, buf.slice_mut(s![2..nrows + 1, 4..4 + cols])));
+                            rows(cpu, &p, 1, buf.slice_mut(s![2..nrows + 1, 4..4 + cols]));
                             assert_eq!(
                                 buf.slice(s![2..nrows + 1, 4..4 + cols]),
                                 generic.slice(s![1.., ..]),

@@ -6,28 +6,61 @@
 //! where they lie instead. Only the AVX2+FMA f32 build exists
 //! ([`super::conv_f32`]); other types and CPUs keep im2col + GEMM.
 
+use crate::Float;
+
 use crate::activation::Activation;
 use crate::geometry::ConvGeometry;
 
 /// The largest input channel count the direct kernel takes.
 pub(crate) const MAX_CHANNELS: usize = 4;
 
-/// An ungrouped convolution over a contiguous NHWC input. (`pub` only
-/// because the sealed [`Scalar`](super::Scalar) trait names it; this module
-/// is private to the crate.)
-pub struct DirectConv<'a, F> {
+/// An ungrouped convolution over a contiguous NHWC input.
+pub(crate) struct DirectConv<'a, F> {
     /// Input, standard layout `[N, H, W, C_in]`.
-    pub x: &'a [F],
+    pub(crate) x: &'a [F],
     /// Weight `[kh·kw·C_in, C_out]` (the crate's HWIO, flattened).
-    pub weight: &'a [F],
+    pub(crate) weight: &'a [F],
     /// Bias `[C_out]`.
-    pub bias: Option<&'a [F]>,
+    pub(crate) bias: Option<&'a [F]>,
     /// Input channels (at most [`MAX_CHANNELS`]).
-    pub cin: usize,
+    pub(crate) cin: usize,
     /// Output channels.
-    pub cout: usize,
+    pub(crate) cout: usize,
     /// Resolved geometry.
-    pub geometry: ConvGeometry,
+    pub(crate) geometry: ConvGeometry,
     /// Fused activation.
-    pub activation: Activation,
+    pub(crate) activation: Activation,
+}
+
+impl<F: Float> DirectConv<'_, F> {
+    /// Output rows `first_row..` with the AVX2+FMA f32 kernel. Planned only
+    /// for f32 with at most [`MAX_CHANNELS`] input channels.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn rows(
+        &self,
+        cpu: super::Avx2Fma,
+        first_row: usize,
+        out: ndarray::ArrayViewMut2<'_, F>,
+    ) {
+        use super::cast;
+        match (
+            cast::slice::<F, f32>(self.x),
+            cast::slice::<F, f32>(self.weight),
+            cast::view2_mut::<F, f32>(out),
+        ) {
+            (Some(x), Some(weight), Ok(out)) => {
+                let p = DirectConv {
+                    x,
+                    weight,
+                    bias: self.bias.map(|b| cast::slice(b).expect("F is f32")),
+                    cin: self.cin,
+                    cout: self.cout,
+                    geometry: self.geometry,
+                    activation: self.activation,
+                };
+                super::conv_f32::rows(cpu, &p, first_row, out);
+            }
+            _ => unreachable!("the direct kernel is planned for f32 only"),
+        }
+    }
 }

@@ -88,20 +88,31 @@ pub(crate) fn available() -> bool {
     }
 }
 
-/// `c = act(a · b + bias)`.
+/// Whether [`gemm`] takes an `a` and a `c` with these strides, for `k`
+/// columns of `a` and `n` of `c`: rows read (and written) as contiguous runs
+/// (unit column stride, except where there is a single column) at
+/// non-negative row strides. A driver checks this and runs the portable GEMM
+/// for the views it refuses.
+pub(crate) fn takes(a_strides: &[isize], c_strides: &[isize], k: usize, n: usize) -> bool {
+    (a_strides[1] == 1 || k <= 1)
+        && (c_strides[1] == 1 || n <= 1)
+        && a_strides[0] >= 0
+        && c_strides[0] >= 0
+}
+
+/// `c = act(a · b + bias)` with the AVX2+FMA kernel (`parallel`: split over
+/// threads).
 ///
-/// Returns `false` (and does nothing) when the kernel cannot take the case:
-/// no AVX2+FMA on this CPU, `a` or `c` without unit column stride, or
-/// negative row strides. The caller then runs the portable path.
-///
-/// **Panics** if the shapes do not chain (a bug in the caller).
+/// **Panics** if the shapes do not chain or the views are not ones
+/// [`takes`] accepts (bugs in the caller, which checks both).
 pub(crate) fn gemm(
+    cpu: super::Avx2Fma,
     a: ArrayView2<'_, f32>,
     b: &PackedB,
     c: ArrayViewMut2<'_, f32>,
     act: Activation,
     parallel: bool,
-) -> bool {
+) {
     let (m, k) = a.dim();
     assert!(
         k == b.k && c.dim() == (m, b.n),
@@ -109,25 +120,19 @@ pub(crate) fn gemm(
         b.dim(),
         c.dim()
     );
-    // Rows are read (and written) as contiguous runs: unit column stride,
-    // except where there is a single column.
-    let unit = |s: &[isize]| s[1] == 1;
-    if !available()
-        || !(unit(a.strides()) || k <= 1)
-        || !(unit(c.strides()) || b.n <= 1)
-        || a.strides()[0] < 0
-        || c.strides()[0] < 0
-    {
-        return false;
-    }
+    assert!(
+        takes(a.strides(), c.strides(), k, b.n),
+        "packed gemm given views it does not take"
+    );
     if m == 0 || b.n == 0 {
-        return true;
+        return;
     }
     #[cfg(target_arch = "x86_64")]
     run(a, b, c, act, parallel);
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (act, parallel);
-    true
+    let _ = (cpu, a, c, act, parallel);
+    #[cfg(target_arch = "x86_64")]
+    let _ = cpu;
 }
 
 /// The depth blocks of `K`: all of it up to 768, else equal blocks of at
@@ -497,10 +502,10 @@ mod tests {
     /// NaN-poisoned wider buffer whose other columns must stay untouched.
     #[test]
     fn sizes_and_edges_against_naive() {
-        if !available() {
+        let Some(cpu) = super::super::Avx2Fma::detect() else {
             eprintln!("skipping: no AVX2+FMA on this CPU (the portable path is tested elsewhere)");
             return;
-        }
+        };
         for m in [1, 5, 6, 7, 12, 13, 50] {
             // 70: four whole panels (one row takes them together), then 6 columns.
             for n in [1, 15, 16, 17, 33, 70] {
@@ -514,13 +519,14 @@ mod tests {
                     let bias: Vec<f32> = (0..n).map(|j| j as f32 / 16.0 - 0.5).collect();
                     let packed = PackedB::new(b.view(), Some(&bias));
                     let mut big = Array2::from_elem((m, n + 3), f32::NAN);
-                    assert!(gemm(
+                    gemm(
+                        cpu,
                         a.view(),
                         &packed,
                         big.slice_mut(s![.., 1..n + 1]),
                         Activation::Identity,
-                        m % 2 == 0
-                    ));
+                        m % 2 == 0,
+                    );
                     let want = naive(a.view(), b.view(), &bias);
                     for i in 0..m {
                         assert!(
@@ -545,10 +551,10 @@ mod tests {
     /// K large enough to split into depth blocks and rows into several L2 blocks.
     #[test]
     fn several_row_blocks() {
-        if !available() {
+        let Some(cpu) = super::super::Avx2Fma::detect() else {
             eprintln!("skipping: no AVX2+FMA on this CPU");
             return;
-        }
+        };
         let (m, k, n) = (400, 1100, 20);
         assert!(
             block_rows(m, depth_block(k)) < m,
@@ -559,13 +565,14 @@ mod tests {
         let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 2) % 13) as f32 / 8.0 - 0.75);
         let packed = PackedB::new(b.view(), None);
         let mut c = Array2::from_elem((m, n), f32::NAN);
-        assert!(gemm(
+        gemm(
+            cpu,
             a.view(),
             &packed,
             c.view_mut(),
             Activation::Identity,
-            true
-        ));
+            true,
+        );
         let want = naive(a.view(), b.view(), &[0.0; 20]);
         for ((i, j), &v) in c.indexed_iter() {
             assert_eq!(v as f64, want[[i, j]], "({i}, {j})"); // multiples of 1/32 below 2^19: exact
@@ -574,21 +581,22 @@ mod tests {
 
     #[test]
     fn activations_and_refusals() {
-        if !available() {
+        let Some(cpu) = super::super::Avx2Fma::detect() else {
             eprintln!("skipping: no AVX2+FMA on this CPU");
             return;
-        }
+        };
         let a = Array2::from_shape_fn((7, 3), |(i, j)| i as f32 - j as f32 * 2.0);
         let b = Array2::from_elem((3, 2), 1.5f32);
         let packed = PackedB::new(b.view(), None);
         let mut c = Array2::zeros((7, 2));
-        assert!(gemm(
+        gemm(
+            cpu,
             a.view(),
             &packed,
             c.view_mut(),
             Activation::Relu6,
-            true
-        ));
+            true,
+        );
         for (i, row) in c.rows().into_iter().enumerate() {
             let v = (i as f32 * 3.0 - 6.0) * 1.5;
             assert_eq!(row[0], v.clamp(0.0, 6.0));
@@ -596,12 +604,7 @@ mod tests {
         // A column-strided A is handed back to the caller.
         let at = a.t().as_standard_layout().into_owned();
         assert_eq!(at.t().strides(), &[1, 7]);
-        assert!(!gemm(
-            at.t(),
-            &packed,
-            c.view_mut(),
-            Activation::Identity,
-            true
-        ));
+        assert!(!takes(at.t().strides(), c.strides(), 3, 2));
+        assert!(takes(a.strides(), c.strides(), 3, 2));
     }
 }

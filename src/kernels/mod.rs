@@ -1,10 +1,14 @@
-//! The only `unsafe` code in the crate: raw GEMM calls and (later) SIMD rows.
+//! The only `unsafe` code in the crate: raw GEMM calls, SIMD kernels, and
+//! the same-type casts that hand generic buffers to them.
 //!
 //! Everything here sits behind safe functions that check their contracts;
 //! callers outside this module never see a raw pointer. Each `unsafe` block
-//! carries a `// SAFETY:` comment.
+//! carries a `// SAFETY:` comment. A SIMD kernel takes a CPU-feature token
+//! ([`Avx2Fma`]) that only run-time detection makes, so a plan that holds one
+//! is proof the instructions exist.
 #![allow(unsafe_code)]
 
+pub(crate) mod cast;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod conv_f32;
 pub(crate) mod depthwise;
@@ -18,5 +22,13 @@ mod lanes;
 #[cfg(target_arch = "x86_64")]
 mod window;
 
-pub use gemm::Scalar;
-pub(crate) use gemm_f32::available as avx2_fma_available;
+/// Proof that this CPU runs AVX2 and FMA: only [`Avx2Fma::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Avx2Fma(());
+
+impl Avx2Fma {
+    /// The token, when this CPU has AVX2 and FMA (detected once).
+    pub(crate) fn detect() -> Option<Self> {
+        gemm_f32::available().then_some(Avx2Fma(()))
+    }
+}

@@ -1,0 +1,240 @@
+//! The layer trait every layer implements, and the summary rows it reports.
+//!
+//! A layer answers, from an input shape alone, its output shape, its cost and
+//! the scratch its forward needs; it runs a forward into a caller's output
+//! with a caller's scratch ([`Layer::forward_with_scratch`], the model is
+//! RustFFT's `process_with_scratch`), and [`Layer::forward_into`] /
+//! [`Layer::forward`] are provided on top. Shapes are NHWC
+//! `[batch, rows, cols, channels]`; a layer whose output has no spatial
+//! extent (dense, global pooling) gives `[N, 1, 1, C]`.
+//!
+//! ```
+//! use ndarray::Array4;
+//! use sepconv::{Layer, PointwiseConv2d};
+//! let pw = PointwiseConv2d::<f32>::new(ndarray::Array2::ones((4, 2)), None)?;
+//! // Everything from the shape alone:
+//! assert_eq!(pw.output_shape([1, 3, 3, 4])?, [1, 3, 3, 2]);
+//! assert_eq!(pw.cost([1, 3, 3, 4])?.mult_adds, 3 * 3 * 4 * 2);
+//! // A planned forward with the caller's buffers:
+//! let x = Array4::ones((1, 3, 3, 4));
+//! let mut out = Array4::zeros((1, 3, 3, 2));
+//! let mut scratch = vec![0.0; pw.scratch_len([1, 3, 3, 4])?];
+//! pw.forward_with_scratch(x.view(), out.view_mut(), &mut scratch)?;
+//! assert!(out.iter().all(|&v| v == 4.0));
+//! # Ok::<(), sepconv::Error>(())
+//! ```
+
+use std::fmt::Debug;
+
+use ndarray::{Array4, ArrayView4, ArrayViewMut4};
+
+use crate::Float;
+use crate::conv::Algorithm;
+use crate::cost::Cost;
+use crate::error::{Error, Result};
+
+/// What a layer is, for summaries: its type, stride and weight shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// The layer type: `"Conv2d"`, `"DepthwiseConv2d"`, `"Dense"`, …
+    pub kind: &'static str,
+    /// Its stride, for layers that have one.
+    pub stride: Option<[usize; 2]>,
+    /// Its filter, as the summary prints it (`3×3×3×32`, `3×3×32 dw`,
+    /// `1×1×32×64`, `1024×1000`, `pool 3×3`), where it has one.
+    pub filter: Option<String>,
+}
+
+impl LayerInfo {
+    /// A layer of type `kind` with no stride and no filter.
+    pub fn new(kind: &'static str) -> Self {
+        LayerInfo {
+            kind,
+            stride: None,
+            filter: None,
+        }
+    }
+    /// With a stride.
+    pub fn with_stride(mut self, stride: [usize; 2]) -> Self {
+        self.stride = Some(stride);
+        self
+    }
+    /// With a filter description.
+    pub fn with_filter(mut self, filter: impl Into<String>) -> Self {
+        self.filter = Some(filter.into());
+        self
+    }
+}
+
+/// One row of a network summary: a layer and the shapes it sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SummaryRow {
+    /// The layer's path in the network (`"2"`, `"block/1"`, or the name it
+    /// was given).
+    pub name: String,
+    /// What it is.
+    pub info: LayerInfo,
+    /// Its input `[N, H, W, C]`.
+    pub input: [usize; 4],
+    /// Its output `[N, H, W, C]`.
+    pub output: [usize; 4],
+    /// Its cost for this input (the whole batch).
+    pub cost: Cost,
+}
+
+/// A layer: shapes, cost and scratch from an input shape alone, and a
+/// forward pass into the caller's buffers.
+///
+/// Implementors provide [`output_shape`](Self::output_shape),
+/// [`cost`](Self::cost), [`info`](Self::info) and
+/// [`forward_with_scratch`](Self::forward_with_scratch) (and
+/// [`scratch_len`](Self::scratch_len) when they need scratch); `Clone` is
+/// all [`CloneLayer`] asks, through its blanket implementation.
+///
+/// Every method validates its input and returns an [`Error`] that names
+/// what was wrong; none panics on user input, and a failed forward leaves
+/// the caller's input untouched.
+pub trait Layer<F: Float>: CloneLayer<F> + Debug + Send + Sync {
+    /// The output shape for an input of shape `input`.
+    ///
+    /// # Errors
+    /// When the layer cannot take that input (channels, zero sizes, a kernel
+    /// larger than the padded input, overflow); the error names the numbers.
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]>;
+
+    /// Mult-adds and parameters for an input of shape `input` (the whole
+    /// batch), in the paper's convention ([`crate::cost`]).
+    ///
+    /// # Errors
+    /// As [`output_shape`](Self::output_shape).
+    fn cost(&self, input: [usize; 4]) -> Result<Cost>;
+
+    /// What the layer is, for summaries.
+    fn info(&self) -> LayerInfo;
+
+    /// Elements of scratch a forward on an input of shape `input` needs
+    /// (default 0).
+    ///
+    /// # Errors
+    /// As [`output_shape`](Self::output_shape).
+    fn scratch_len(&self, input: [usize; 4]) -> Result<usize> {
+        self.output_shape(input).map(|_| 0)
+    }
+
+    /// Runs the layer on `x` into `out`, which must have the output shape
+    /// (any layout), using `scratch` (at least
+    /// [`scratch_len`](Self::scratch_len) elements, any contents) for its
+    /// intermediate values. Allocates nothing in the planned layers.
+    ///
+    /// # Errors
+    /// As [`output_shape`](Self::output_shape); [`Error::ShapeMismatch`] for
+    /// a wrong `out` or a short `scratch`, with `out` untouched.
+    fn forward_with_scratch(
+        &self,
+        x: ArrayView4<'_, F>,
+        out: ArrayViewMut4<'_, F>,
+        scratch: &mut [F],
+    ) -> Result<()>;
+
+    /// Runs the layer into `out`, allocating its scratch.
+    ///
+    /// # Errors
+    /// As [`forward_with_scratch`](Self::forward_with_scratch), and
+    /// [`Error::Overflow`] when the scratch cannot be allocated.
+    fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
+        let mut scratch = zeroed(self.scratch_len(crate::conv::dims4(x.shape()))?)?;
+        self.forward_with_scratch(x, out, &mut scratch)
+    }
+
+    /// Runs the layer into a new array.
+    ///
+    /// # Errors
+    /// As [`forward_into`](Self::forward_into), and [`Error::Overflow`] when
+    /// the output cannot be allocated.
+    fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
+        let shape = self.output_shape(crate::conv::dims4(x.shape()))?;
+        let mut out = zeros4(shape)?;
+        self.forward_into(x, out.view_mut())?;
+        Ok(out)
+    }
+
+    /// Forces an implementation in this layer and the layers inside it (for
+    /// tests and benchmarks); the default, for layers with a single one,
+    /// does nothing.
+    fn set_algorithm(&mut self, algorithm: Algorithm) {
+        let _ = algorithm;
+    }
+
+    /// Appends this layer's summary rows for an input of shape `input`
+    /// under the name `name`: one row by default; containers add a row per
+    /// layer inside them.
+    ///
+    /// # Errors
+    /// As [`output_shape`](Self::output_shape).
+    fn summary_rows(
+        &self,
+        name: &str,
+        input: [usize; 4],
+        rows: &mut Vec<SummaryRow>,
+    ) -> Result<()> {
+        rows.push(SummaryRow {
+            name: name.to_owned(),
+            info: self.info(),
+            input,
+            output: self.output_shape(input)?,
+            cost: self.cost(input)?,
+        });
+        Ok(())
+    }
+}
+
+/// Cloning a boxed layer: implemented for every `Layer + Clone`, so a
+/// layer type only derives `Clone`.
+pub trait CloneLayer<F: Float> {
+    /// A boxed copy of this layer.
+    fn clone_layer(&self) -> Box<dyn Layer<F>>;
+}
+
+impl<F: Float, T: Layer<F> + Clone + 'static> CloneLayer<F> for T {
+    fn clone_layer(&self) -> Box<dyn Layer<F>> {
+        Box::new(self.clone())
+    }
+}
+
+impl<F: Float> Clone for Box<dyn Layer<F>> {
+    fn clone(&self) -> Self {
+        self.clone_layer()
+    }
+}
+
+/// The product of `dims`, or [`Error::Overflow`] naming `what`.
+pub(crate) fn checked_len(what: &'static str, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= isize::MAX as usize / std::mem::size_of::<f64>())
+        .ok_or(Error::Overflow(what))
+}
+
+/// `len` zeros, allocated fallibly: a size that cannot be had is an error
+/// value, not an abort.
+pub(crate) fn zeroed<F: Float>(len: usize) -> Result<Vec<F>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::Overflow("a buffer too large to allocate"))?;
+    v.resize(len, F::zero());
+    Ok(v)
+}
+
+/// An array of zeros of `shape`, allocated fallibly.
+pub(crate) fn zeros4<F: Float>(shape: [usize; 4]) -> Result<Array4<F>> {
+    let len = checked_len("an output shape", &shape)?;
+    Ok(Array4::from_shape_vec(shape, zeroed(len)?).expect("length is the product of the shape"))
+}
+
+/// Checks that a caller's scratch holds `needed` elements.
+pub(crate) fn check_scratch(what: &str, got: usize, needed: usize) -> Result<()> {
+    if got < needed {
+        return Err(Error::shape(format!("{what} scratch"), &[needed], &[got]));
+    }
+    Ok(())
+}

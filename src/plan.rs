@@ -1,0 +1,136 @@
+//! Plans: the kernel each layer runs, chosen once when the layer is built.
+//!
+//! [`Algorithm`] is what the caller asks for; [`Isa`] is what it resolves to
+//! on this CPU (detected once); each layer turns that into its own kernel
+//! enum (a packed GEMM, a direct conv, im2col tiles, a depthwise kernel) and
+//! stores it in a [`Plan`]. A forward matches on the stored plan: nothing is
+//! re-decided per call or per row chunk. A new instruction set is one more
+//! [`Isa`] entry and one more variant in the kernel enums that have a build
+//! for it. This table is crate-private: the public [`Float`] carries none of
+//! it.
+
+use std::sync::Arc;
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::Float;
+use crate::activation::Activation;
+use crate::conv::Algorithm;
+use crate::error::{Error, Result};
+use crate::kernels::{Avx2Fma, cast, gemm_f32};
+
+/// The instruction set a layer's kernels are planned for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// The naive oracle of [`crate::reference`].
+    Reference,
+    /// Portable code only.
+    Portable,
+    /// x86-64 AVX2 + FMA.
+    Avx2Fma(Avx2Fma),
+}
+
+/// What `algorithm` runs on this CPU, or why it cannot.
+pub(crate) fn isa(algorithm: Algorithm) -> std::result::Result<Isa, String> {
+    Ok(match algorithm.resolve().map_err(|e| e.to_string())? {
+        Algorithm::Reference => Isa::Reference,
+        Algorithm::Avx2Fma => Isa::Avx2Fma(
+            Avx2Fma::detect().ok_or("Algorithm::Avx2Fma, but this CPU lacks AVX2 or FMA")?,
+        ),
+        _ => Isa::Portable,
+    })
+}
+
+/// A layer's stored plan: the oracle, a kernel of the layer's own kind, or
+/// the reason the forced algorithm cannot run here (reported by every
+/// forward as [`Error::Unsupported`]).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Plan<K> {
+    /// The naive oracle.
+    Reference,
+    /// The planned kernel.
+    Kernel(K),
+    /// A forced algorithm this CPU lacks.
+    Unavailable(String),
+}
+
+impl<K> Plan<K> {
+    /// Plans with `kernel` for the instruction set `algorithm` resolves to.
+    pub(crate) fn new(algorithm: Algorithm, kernel: impl FnOnce(Isa) -> K) -> Self {
+        match isa(algorithm) {
+            Ok(Isa::Reference) => Plan::Reference,
+            Ok(isa) => Plan::Kernel(kernel(isa)),
+            Err(why) => Plan::Unavailable(why),
+        }
+    }
+
+    /// The kernel, `None` for the oracle, or the error of an unavailable one.
+    pub(crate) fn kernel(&self) -> Result<Option<&K>> {
+        match self {
+            Plan::Reference => Ok(None),
+            Plan::Kernel(k) => Ok(Some(k)),
+            Plan::Unavailable(why) => Err(Error::Unsupported(why.clone())),
+        }
+    }
+}
+
+/// The CPU token of an instruction set, where it has one.
+pub(crate) fn avx2(isa: Isa) -> Option<Avx2Fma> {
+    match isa {
+        Isa::Avx2Fma(cpu) => Some(cpu),
+        _ => None,
+    }
+}
+
+/// How a layer multiplies by its `K × N` weight.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum GemmKernel {
+    /// matrixmultiply on the stored weight, then the bias and activation.
+    Portable,
+    /// The AVX2+FMA f32 kernel on weights packed at build time, with the
+    /// bias and activation fused.
+    Avx2FmaF32 {
+        /// The CPU token.
+        cpu: Avx2Fma,
+        /// The packed weight and bias (shared by clones of the layer).
+        packed: Arc<gemm_f32::PackedB>,
+    },
+}
+
+impl GemmKernel {
+    /// The GEMM for weight `w` (`K × N`) and `bias` under `isa`.
+    pub(crate) fn plan<F: Float>(isa: Isa, w: ArrayView2<'_, F>, bias: Option<&[F]>) -> Self {
+        match (avx2(isa), cast::view2::<F, f32>(w)) {
+            (Some(cpu), Some(w)) => GemmKernel::Avx2FmaF32 {
+                cpu,
+                packed: Arc::new(gemm_f32::PackedB::new(
+                    w,
+                    bias.map(|b| cast::slice(b).expect("F is f32")),
+                )),
+            },
+            _ => GemmKernel::Portable,
+        }
+    }
+
+    /// Runs `c = act(a · w + bias)` with the packed kernel when this plan has
+    /// one and it takes these views (unit column strides, non-negative row
+    /// strides); returns `c` back otherwise, untouched, for the portable GEMM.
+    pub(crate) fn packed<'c, F: Float>(
+        &self,
+        a: ArrayView2<'_, F>,
+        c: ArrayViewMut2<'c, F>,
+        act: Activation,
+        parallel: bool,
+    ) -> std::result::Result<(), ArrayViewMut2<'c, F>> {
+        let GemmKernel::Avx2FmaF32 { cpu, packed } = self else {
+            return Err(c);
+        };
+        if !gemm_f32::takes(a.strides(), c.strides(), a.ncols(), c.ncols()) {
+            return Err(c);
+        }
+        let c = cast::view2_mut::<F, f32>(c)?;
+        let a = cast::view2::<F, f32>(a).expect("planned for f32");
+        gemm_f32::gemm(*cpu, a, packed, c, act, parallel);
+        Ok(())
+    }
+}
