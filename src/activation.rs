@@ -63,6 +63,56 @@ impl Activation {
     }
 }
 
+/// A standalone activation layer: `[N, H, W, C]` → the same shape, each
+/// element mapped (no mult-adds, no parameters). Convs and dense layers fuse
+/// their activation instead; this is for the places nothing precedes it.
+///
+/// ```
+/// use ndarray::Array4;
+/// use sepconv::{Activation, Layer};
+/// let y = Layer::<f32>::forward(&Activation::Relu6, Array4::from_elem((1, 1, 2, 1), 7.0).view())?;
+/// assert_eq!(y.into_raw_vec_and_offset().0, [6.0, 6.0]);
+/// # Ok::<(), sepconv::Error>(())
+/// ```
+impl<F: Float> crate::Layer<F> for Activation {
+    fn output_shape(&self, input: [usize; 4]) -> crate::Result<[usize; 4]> {
+        if input.contains(&0) {
+            return Err(crate::Error::ZeroSize {
+                what: "Activation input".into(),
+                shape: input.into(),
+            });
+        }
+        Ok(input)
+    }
+
+    fn cost(&self, input: [usize; 4]) -> crate::Result<crate::Cost> {
+        crate::Layer::<F>::output_shape(self, input)?;
+        Ok(crate::Cost::default())
+    }
+
+    fn info(&self) -> crate::LayerInfo {
+        crate::LayerInfo::new(match self {
+            Activation::Identity => "Identity",
+            Activation::Relu => "ReLU",
+            Activation::Relu6 => "ReLU6",
+        })
+    }
+
+    fn forward_with_scratch(
+        &self,
+        x: ndarray::ArrayView4<'_, F>,
+        mut out: ndarray::ArrayViewMut4<'_, F>,
+        _scratch: &mut [F],
+    ) -> crate::Result<()> {
+        let shape = crate::Layer::<F>::output_shape(self, crate::conv::dims4(x.shape()))?;
+        crate::conv::check_output("Activation output", out.shape(), shape)?;
+        ndarray::Zip::from(&mut out)
+            .and(&x)
+            .for_each(|o, &v| *o = self.apply(v));
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -192,6 +192,35 @@ impl<F: Float> BatchNorm<F> {
     }
 }
 
+impl<F: Float> crate::Layer<F> for BatchNorm<F> {
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
+        crate::conv::check_input("BatchNorm input", &input, self.channels())?;
+        Ok(input)
+    }
+
+    /// No mult-adds (the paper's convention), the BN's parameters.
+    fn cost(&self, input: [usize; 4]) -> Result<Cost> {
+        crate::Layer::output_shape(self, input)?;
+        Ok(BatchNorm::cost(self))
+    }
+
+    fn info(&self) -> crate::LayerInfo {
+        crate::LayerInfo::new("BatchNorm")
+    }
+
+    fn forward_with_scratch(
+        &self,
+        x: ArrayView4<'_, F>,
+        mut out: ArrayViewMut4<'_, F>,
+        _scratch: &mut [F],
+    ) -> Result<()> {
+        let shape = crate::Layer::output_shape(self, crate::conv::dims4(x.shape()))?;
+        crate::conv::check_output("BatchNorm output", out.shape(), shape)?;
+        out.assign(&x);
+        self.forward_inplace(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

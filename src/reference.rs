@@ -144,3 +144,269 @@ pub fn pointwise_conv2d<F: Float>(
     let w4 = weight.insert_axis(Axis(0)).insert_axis(Axis(0));
     conv2d(input, w4, bias, &ConvParams::default(), 1)
 }
+
+/// Validates a pooling: kernel and stride ≥ 1, explicit padding smaller than
+/// the kernel on each side, a non-empty input; resolves the geometry.
+fn pool_geometry(
+    what: [&'static str; 4],
+    shape: &[usize],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: crate::geometry::Padding,
+) -> Result<crate::geometry::ConvGeometry> {
+    let [input, kernel_name, stride_name, padding_name] = what;
+    if kernel.contains(&0) {
+        return Err(Error::param(
+            kernel_name,
+            format!("{kernel:?}"),
+            "must be ≥ 1 on both axes",
+        ));
+    }
+    if stride.contains(&0) {
+        return Err(Error::param(
+            stride_name,
+            format!("{stride:?}"),
+            "must be ≥ 1 on both axes",
+        ));
+    }
+    if let crate::geometry::Padding::Explicit {
+        top,
+        bottom,
+        left,
+        right,
+    } = padding
+    {
+        let sides = [
+            ("top", top, "height", kernel[0]),
+            ("bottom", bottom, "height", kernel[0]),
+            ("left", left, "width", kernel[1]),
+            ("right", right, "width", kernel[1]),
+        ];
+        for (side, pad, axis, k) in sides {
+            if pad >= k {
+                return Err(Error::param(
+                    padding_name,
+                    format!("{side} = {pad}"),
+                    format!(
+                        "must be smaller than the kernel {axis} {k}, so that every window \
+                         holds an input element"
+                    ),
+                ));
+            }
+        }
+    }
+    if shape.contains(&0) {
+        return Err(Error::ZeroSize {
+            what: input.into(),
+            shape: shape.into(),
+        });
+    }
+    let params = ConvParams {
+        stride,
+        dilation: [1, 1],
+        padding,
+    };
+    params.resolve([shape[1], shape[2]], kernel)
+}
+
+/// Naive average pooling: `out[n, oy, ox, c]` is the sum of the window's
+/// taps inside the input, divided by their number (TensorFlow), or by `kh·kw`
+/// when `count_padding` (PyTorch's `count_include_pad`). Sums in f64.
+///
+/// # Shapes
+/// input `[N, H, W, C]`, output `[N, OH, OW, C]` (as for a convolution with
+/// this kernel, stride and padding).
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for a zero kernel or stride, or an explicit
+/// padding on a side not smaller than the kernel on that axis;
+/// [`Error::ZeroSize`] for an empty input; [`Error::KernelTooLarge`] for a
+/// window larger than the padded input.
+pub fn avg_pool2d<F: Float>(
+    x: ArrayView4<'_, F>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: crate::geometry::Padding,
+    count_padding: bool,
+) -> Result<Array4<F>> {
+    let names = [
+        "reference::avg_pool2d input",
+        "reference::avg_pool2d kernel",
+        "reference::avg_pool2d stride",
+        "reference::avg_pool2d padding",
+    ];
+    let g = pool_geometry(names, x.shape(), kernel, stride, padding)?;
+    let (n, _, _, c) = x.dim();
+    let mut out = Array4::zeros((n, g.h.output, g.w.output, c));
+    for b in 0..n {
+        for oy in 0..g.h.output {
+            for ox in 0..g.w.output {
+                for ch in 0..c {
+                    let mut sum = 0.0;
+                    let mut count = 0usize;
+                    for ky in 0..kernel[0] {
+                        for kx in 0..kernel[1] {
+                            if let (Some(iy), Some(ix)) =
+                                (g.h.input_index(oy, ky), g.w.input_index(ox, kx))
+                            {
+                                sum += x[[b, iy, ix, ch]].to_f64_exact();
+                                count += 1;
+                            }
+                        }
+                    }
+                    if count_padding {
+                        count = kernel[0] * kernel[1];
+                    }
+                    out[[b, oy, ox, ch]] = F::from_f64_lossy(sum / count as f64);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Naive max pooling: `out[n, oy, ox, c]` is the largest of the window's taps
+/// inside the input (padding is skipped). If any tap is NaN the output is
+/// NaN; among equal values the first in (row, column) tap order is kept.
+///
+/// # Shapes
+/// As [`avg_pool2d`].
+///
+/// # Errors
+/// As [`avg_pool2d`].
+pub fn max_pool2d<F: Float>(
+    x: ArrayView4<'_, F>,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: crate::geometry::Padding,
+) -> Result<Array4<F>> {
+    let names = [
+        "reference::max_pool2d input",
+        "reference::max_pool2d kernel",
+        "reference::max_pool2d stride",
+        "reference::max_pool2d padding",
+    ];
+    let g = pool_geometry(names, x.shape(), kernel, stride, padding)?;
+    let (n, _, _, c) = x.dim();
+    let mut out = Array4::zeros((n, g.h.output, g.w.output, c));
+    for b in 0..n {
+        for oy in 0..g.h.output {
+            for ox in 0..g.w.output {
+                for ch in 0..c {
+                    let mut best: Option<f64> = None;
+                    for ky in 0..kernel[0] {
+                        for kx in 0..kernel[1] {
+                            if let (Some(iy), Some(ix)) =
+                                (g.h.input_index(oy, ky), g.w.input_index(ox, kx))
+                            {
+                                let v = x[[b, iy, ix, ch]].to_f64_exact();
+                                best = match best {
+                                    Some(m) if m.is_nan() || !(v.is_nan() || v > m) => Some(m),
+                                    _ => Some(v),
+                                };
+                            }
+                        }
+                    }
+                    let best = best.expect("every window holds an input element");
+                    out[[b, oy, ox, ch]] = F::from_f64_lossy(best);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Naive global average pooling: `out[n, 0, 0, c]` is the mean of
+/// `x[n, .., .., c]`, summed in f64.
+///
+/// # Shapes
+/// input `[N, H, W, C]`, output `[N, 1, 1, C]`.
+///
+/// # Errors
+/// [`Error::ZeroSize`] for an empty input.
+pub fn global_avg_pool<F: Float>(x: ArrayView4<'_, F>) -> Result<Array4<F>> {
+    if x.is_empty() {
+        return Err(Error::ZeroSize {
+            what: "reference::global_avg_pool input".into(),
+            shape: x.shape().into(),
+        });
+    }
+    let (n, h, w, c) = x.dim();
+    let mut out = Array4::zeros((n, 1, 1, c));
+    for b in 0..n {
+        for ch in 0..c {
+            let mut sum = 0.0;
+            for y in 0..h {
+                for xx in 0..w {
+                    sum += x[[b, y, xx, ch]].to_f64_exact();
+                }
+            }
+            out[[b, 0, 0, ch]] = F::from_f64_lossy(sum / (h * w) as f64);
+        }
+    }
+    Ok(out)
+}
+
+/// Naive dense layer: `out[n, 0, 0, o] = bias[o] + Σ_{y, x, c} x[n, y, x, c] ·
+/// weight[(y·W + x)·C + c, o]` (the image flattened in NHWC order), in f64.
+///
+/// # Shapes
+/// input `[N, H, W, C]` with `H·W·C = in_features`, weight
+/// `[in_features, out_features]`, bias `[out_features]`, output
+/// `[N, 1, 1, out_features]`.
+///
+/// # Errors
+/// [`Error::ZeroSize`] for an empty input or weight,
+/// [`Error::ChannelMismatch`] when `H·W·C ≠ in_features`,
+/// [`Error::ShapeMismatch`] for a wrong bias.
+pub fn dense<F: Float>(
+    x: ArrayView4<'_, F>,
+    weight: ArrayView2<'_, F>,
+    bias: Option<ArrayView1<'_, F>>,
+) -> Result<Array4<F>> {
+    for (what, shape) in [
+        ("reference::dense input", x.shape()),
+        ("reference::dense weight", weight.shape()),
+    ] {
+        if shape.contains(&0) {
+            return Err(Error::ZeroSize {
+                what: what.into(),
+                shape: shape.into(),
+            });
+        }
+    }
+    let (n, h, w, c) = x.dim();
+    let (inputs, outputs) = weight.dim();
+    let features = h
+        .checked_mul(w)
+        .and_then(|v| v.checked_mul(c))
+        .ok_or(Error::Overflow("reference::dense input features"))?;
+    if features != inputs {
+        return Err(Error::ChannelMismatch {
+            what: "reference::dense input (H·W·C)".into(),
+            expected: inputs,
+            got: features,
+        });
+    }
+    if let Some(b) = bias
+        && b.len() != outputs
+    {
+        return Err(Error::shape("reference::dense bias", &[outputs], b.shape()));
+    }
+    let mut out = Array4::zeros((n, 1, 1, outputs));
+    for b in 0..n {
+        for o in 0..outputs {
+            let mut acc = bias.map_or(0.0, |bias| bias[o].to_f64_exact());
+            for y in 0..h {
+                for xx in 0..w {
+                    for ch in 0..c {
+                        let i = (y * w + xx) * c + ch;
+                        acc += x[[b, y, xx, ch]].to_f64_exact() * weight[[i, o]].to_f64_exact();
+                    }
+                }
+            }
+            out[[b, 0, 0, o]] = F::from_f64_lossy(acc);
+        }
+    }
+    Ok(out)
+}
