@@ -65,6 +65,65 @@ fn pretrained_mobilenet_classifies_real_photos() {
     );
 }
 
+/// The logits of the two photos, bit for bit, as the network computed them
+/// before it ran on the composition API (`tests/fixtures/pretrained_logits.txt`:
+/// main at d4afb1d, batch of both photos, f32 bits in hex, one photo a line).
+/// The fixture is of the AVX2+FMA kernels; another path rounds differently.
+#[test]
+fn pretrained_logits_are_bit_identical_to_the_fixture() {
+    if Algorithm::Auto.resolve().unwrap() != Algorithm::Avx2Fma {
+        eprintln!(
+            "skipped: the fixture holds the AVX2+FMA path's bits and this CPU runs another path"
+        );
+        return;
+    }
+    let dir = support::asset_dir().unwrap_or_else(|e| panic!("{e}"));
+    let net = support::load_pretrained(&dir).unwrap();
+    let input = |name: &str| {
+        let rgb = support::load_rgb(&dir.join(name)).unwrap();
+        imagenet_input(rgb.view(), 224, IMAGENET_CENTRAL_FRACTION).unwrap()
+    };
+    let batch = ndarray::concatenate(
+        Axis(0),
+        &[input("chelsea.png").view(), input("coffee.png").view()],
+    )
+    .unwrap();
+    let fixture = include_str!("fixtures/pretrained_logits.txt");
+    let want: Vec<Vec<u32>> = fixture
+        .lines()
+        .map(|l| {
+            l.split(' ')
+                .map(|h| u32::from_str_radix(h, 16).unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!((want.len(), want[0].len()), (2, 1001), "fixture shape");
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let logits = pool.install(|| net.forward(batch.view())).unwrap();
+        // One image at a time runs the early layers the same way as a batch.
+        let single = pool
+            .install(|| net.forward(batch.slice(ndarray::s![1..2, .., .., ..])))
+            .unwrap();
+        for (b, row) in logits.rows().into_iter().enumerate() {
+            let got: Vec<u32> = row.iter().map(|v| v.to_bits()).collect();
+            let diff = got.iter().zip(&want[b]).filter(|(g, w)| g != w).count();
+            assert_eq!(
+                diff, 0,
+                "photo {b}, {threads} thread(s): {diff} of 1001 logits differ"
+            );
+        }
+        assert_eq!(
+            single.row(0),
+            logits.row(1),
+            "{threads} thread(s): batch of one"
+        );
+    }
+}
+
 /// The same pretrained network through the naive oracle (f64 accumulation,
 /// every layer): the fast paths agree on real weights and a real photo.
 #[test]

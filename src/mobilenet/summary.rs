@@ -5,6 +5,7 @@ use std::fmt::Write;
 use super::{LayerKind, LayerSpec, MobileNetConfig};
 use crate::cost::Cost;
 use crate::error::Result;
+use crate::net::thousands;
 
 /// One row of the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,18 +54,6 @@ pub struct Summary {
     pub rows: Vec<LayerRow>,
     /// Sum of all rows.
     pub total: Cost,
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 fn hwc(s: [usize; 3]) -> String {

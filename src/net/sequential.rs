@@ -1,0 +1,462 @@
+//! The sequential container: layers in order, planned buffers.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array4, ArrayView4, ArrayViewMut4, s};
+
+use super::Summary;
+use crate::Float;
+use crate::conv::{Algorithm, check_output, dims4};
+use crate::cost::Cost;
+use crate::error::{Error, Result};
+use crate::layer::{Layer, LayerInfo, SummaryRow, check_scratch, checked_len, zeroed, zeros4};
+
+/// Activations (elements) a batch may hold per layer and still run batched:
+/// larger early layers run image by image, so that a layer's input and
+/// output stay in cache instead of streaming tens of megabytes (MobileNet
+/// 1.0-224 at batch 8: its first layers hold 3.2 MB an image).
+const BATCH_BUDGET: usize = 1 << 20;
+
+/// Layers run in order, each reading the output of the one before.
+///
+/// Shapes are checked layer by layer for each input shape
+/// ([`shapes`](Self::shapes)): an error names the layer's index, name and
+/// type, the shape it was given and what it expected. A forward's
+/// intermediate activations live in two ping-pong buffers and the layers'
+/// scratch after them, all in one scratch of
+/// [`scratch_len`](Layer::scratch_len) elements; [`forward`](Layer::forward)
+/// and [`forward_into`](Layer::forward_into) keep that scratch between calls
+/// (one per concurrent caller), so every forward after the first allocates
+/// nothing but its output.
+///
+/// With a batch, the early layers whose activations exceed about 4 MB of f32
+/// (2²⁰ elements) run image by image and the rest on the whole batch: the
+/// same numbers, with the working set in cache.
+///
+/// A `Sequential` is itself a [`Layer`], so containers nest.
+///
+/// ```
+/// use ndarray::{Array2, Array4};
+/// use sepconv::net::Sequential;
+/// use sepconv::pool::GlobalAvgPool;
+/// use sepconv::{Activation, DepthwiseConv2d, Layer, Padding, PointwiseConv2d};
+/// let net = Sequential::<f32>::new()
+///     .with(DepthwiseConv2d::builder(Array4::ones((3, 3, 4, 1))).padding(Padding::Same).build()?)
+///     .with(PointwiseConv2d::new(Array2::ones((4, 8)), None)?.with_activation(Activation::Relu6))
+///     .with(GlobalAvgPool);
+/// assert_eq!(net.output_shape([2, 6, 6, 4])?, [2, 1, 1, 8]);
+/// let y = net.forward(Array4::ones((2, 6, 6, 4)).view())?;
+/// assert!(y.iter().all(|&v| v == 6.0)); // clamped by ReLU6
+/// // A layer that does not fit names itself and the shape it was given:
+/// let bad = net.clone().with(PointwiseConv2d::new(Array2::ones((3, 1)), None)?);
+/// let err = bad.output_shape([2, 6, 6, 4]).unwrap_err().to_string();
+/// assert!(err.starts_with("layer 3 (\"3\", PointwiseConv2d) on input [2, 1, 1, 8]"), "{err}");
+/// # Ok::<(), sepconv::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Sequential<F: Float> {
+    layers: Vec<(String, Box<dyn Layer<F>>)>,
+    /// Scratch kept by earlier forwards, one per concurrent caller.
+    scratch: Mutex<Vec<Vec<F>>>,
+}
+
+impl<F: Float> Clone for Sequential<F> {
+    /// The same layers, with no scratch kept.
+    fn clone(&self) -> Self {
+        Sequential {
+            layers: self.layers.clone(),
+            scratch: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<F: Float> Default for Sequential<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where a forward's buffers lie in its scratch, for one input shape.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    /// Layers `..split` run image by image, `split..` on the whole batch.
+    split: usize,
+    /// Elements of each ping-pong buffer.
+    buffer: usize,
+    /// Elements of the staged batch between the two parts.
+    stage: usize,
+    /// Elements of the largest layer scratch.
+    inner: usize,
+}
+
+impl Layout {
+    fn total(&self) -> Result<usize> {
+        [self.buffer, self.buffer, self.stage, self.inner]
+            .into_iter()
+            .try_fold(0usize, usize::checked_add)
+            .ok_or(Error::Overflow("Sequential scratch"))
+    }
+}
+
+impl<F: Float> Sequential<F> {
+    /// An empty container (the identity).
+    pub fn new() -> Self {
+        Sequential {
+            layers: Vec::new(),
+            scratch: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Appends `layer`, named by its index.
+    pub fn with(mut self, layer: impl Layer<F> + 'static) -> Self {
+        self.push(layer);
+        self
+    }
+
+    /// Appends `layer` under `name` (used in errors and summaries).
+    pub fn with_named(mut self, name: impl Into<String>, layer: impl Layer<F> + 'static) -> Self {
+        self.push_named(name, layer);
+        self
+    }
+
+    /// Appends `layer`, named by its index.
+    pub fn push(&mut self, layer: impl Layer<F> + 'static) -> &mut Self {
+        let name = self.layers.len().to_string();
+        self.push_boxed(name, Box::new(layer))
+    }
+
+    /// Appends `layer` under `name`.
+    pub fn push_named(
+        &mut self,
+        name: impl Into<String>,
+        layer: impl Layer<F> + 'static,
+    ) -> &mut Self {
+        self.push_boxed(name.into(), Box::new(layer))
+    }
+
+    /// Appends a boxed layer under `name`.
+    pub fn push_boxed(&mut self, name: String, layer: Box<dyn Layer<F>>) -> &mut Self {
+        self.layers.push((name, layer));
+        self
+    }
+
+    /// The number of layers.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// The layers and their names, in order.
+    pub fn layers(&self) -> impl Iterator<Item = (&str, &dyn Layer<F>)> {
+        self.layers.iter().map(|(n, l)| (n.as_str(), l.as_ref()))
+    }
+
+    /// Forces an implementation in every layer (for tests and benchmarks).
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
+        Layer::set_algorithm(&mut self, algorithm);
+        self
+    }
+
+    /// The shape after each layer for an input of shape `input`: element
+    /// `i` is layer `i`'s input, the last the network's output.
+    ///
+    /// # Errors
+    /// [`Error::Layer`] naming the first layer that refuses its input.
+    pub fn shapes(&self, input: [usize; 4]) -> Result<Vec<[usize; 4]>> {
+        let mut shapes = Vec::with_capacity(self.layers.len() + 1);
+        shapes.push(input);
+        for i in 0..self.layers.len() {
+            let next = self.output_of(i, shapes[i])?;
+            shapes.push(next);
+        }
+        Ok(shapes)
+    }
+
+    /// Layer `i`'s output for `input`, its error wrapped with its name.
+    fn output_of(&self, i: usize, input: [usize; 4]) -> Result<[usize; 4]> {
+        self.layers[i]
+            .1
+            .output_shape(input)
+            .map_err(|e| self.at(i, input, e))
+    }
+
+    /// `e`, said by layer `i` on `input`, wrapped with the layer's place.
+    fn at(&self, i: usize, input: [usize; 4], e: Error) -> Error {
+        let (name, layer) = &self.layers[i];
+        Error::Layer {
+            index: i,
+            name: name.clone(),
+            kind: layer.info().kind,
+            input: input.into(),
+            source: Box::new(e),
+        }
+    }
+
+    /// The per-layer table for an input of shape `input` (see [`Summary`]).
+    ///
+    /// # Errors
+    /// As [`shapes`](Self::shapes).
+    pub fn summary(&self, input: [usize; 4]) -> Result<Summary> {
+        let mut rows = Vec::new();
+        self.summary_rows("", input, &mut rows)?;
+        Ok(Summary::new(input, rows))
+    }
+
+    /// The buffer layout of a forward on `input`, computed from shapes alone
+    /// (nothing is allocated).
+    fn layout(&self, input: [usize; 4]) -> Result<Layout> {
+        let n = input[0];
+        let per_image = |s: [usize; 4]| [1, s[1], s[2], s[3]];
+        let len = |s: [usize; 4]| checked_len("a Sequential activation", &s);
+        // The last layer whose input or output exceeds the budget at this
+        // batch runs image by image, with every layer before it.
+        let mut split = 0;
+        let mut shape = input;
+        for i in 0..self.layers.len() {
+            let out = self.output_of(i, shape)?;
+            if n > 1 && len(shape)?.max(len(out)?) > BATCH_BUDGET {
+                split = i + 1;
+            }
+            shape = out;
+        }
+        let (mut buffer, mut inner) = (0, 0);
+        let mut shape = input;
+        let last = self.layers.len().saturating_sub(1);
+        for (i, (_, layer)) in self.layers.iter().enumerate() {
+            let input = if i < split { per_image(shape) } else { shape };
+            let out = self.output_of(i, input)?;
+            inner = inner.max(layer.scratch_len(input).map_err(|e| self.at(i, input, e))?);
+            // Every output but the network's own lives in a ping-pong buffer
+            // (the last image-by-image one goes to the stage instead).
+            if i != last && i + 1 != split {
+                buffer = buffer.max(len(out)?);
+            }
+            shape = self.output_of(i, shape)?;
+        }
+        let stage = match split {
+            0 => 0,
+            s if s == self.layers.len() => 0,
+            s => len(self.shapes_to(s, input)?)?,
+        };
+        Ok(Layout {
+            split,
+            buffer,
+            stage,
+            inner,
+        })
+    }
+
+    /// The input shape of layer `upto` (the output of layer `upto − 1`).
+    fn shapes_to(&self, upto: usize, input: [usize; 4]) -> Result<[usize; 4]> {
+        (0..upto).try_fold(input, |s, i| self.output_of(i, s))
+    }
+
+    /// Runs layers `range` from `x` into `out`, the intermediates in `ping`
+    /// and `pong`, each layer's scratch in `inner`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_range(
+        &self,
+        range: std::ops::Range<usize>,
+        x: ArrayView4<'_, F>,
+        out: ArrayViewMut4<'_, F>,
+        (ping, pong): (&mut [F], &mut [F]),
+        inner: &mut [F],
+        on_layer: &mut Option<&mut dyn FnMut(usize, Duration)>,
+    ) -> Result<()> {
+        let (mut src, mut dst) = (ping, pong);
+        let mut shape = dims4(x.shape());
+        let mut out = Some(out);
+        let last = range.end - 1;
+        for i in range.clone() {
+            let t = on_layer.as_ref().map(|_| Instant::now());
+            let layer = &self.layers[i].1;
+            let next = self.output_of(i, shape)?;
+            let input = match i == range.start {
+                true => x.view(),
+                false => ArrayView4::from_shape(shape, &src[..checked_len("", &shape)?])
+                    .expect("written by the layer before"),
+            };
+            let result = if i == last {
+                let out = out.take().expect("the last layer writes the output once");
+                layer.forward_with_scratch(input, out, inner)
+            } else {
+                let len = checked_len("", &next)?;
+                let o = ArrayViewMut4::from_shape(next, &mut dst[..len]).expect("sized by layout");
+                layer.forward_with_scratch(input, o, inner)
+            };
+            result.map_err(|e| self.at(i, shape, e))?;
+            if let (Some(f), Some(t)) = (on_layer.as_mut(), t) {
+                f(i, t.elapsed());
+            }
+            std::mem::swap(&mut src, &mut dst);
+            shape = next;
+        }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        x: ArrayView4<'_, F>,
+        mut out: ArrayViewMut4<'_, F>,
+        scratch: &mut [F],
+        on_layer: &mut Option<&mut dyn FnMut(usize, Duration)>,
+    ) -> Result<()> {
+        let input = dims4(x.shape());
+        let expected = Layer::output_shape(self, input)?;
+        check_output("Sequential output", out.shape(), expected)?;
+        if self.layers.is_empty() {
+            out.assign(&x);
+            return Ok(());
+        }
+        let layout = self.layout(input)?;
+        check_scratch("Sequential", scratch.len(), layout.total()?)?;
+        let (ping, rest) = scratch.split_at_mut(layout.buffer);
+        let (pong, rest) = rest.split_at_mut(layout.buffer);
+        let (stage, inner) = rest.split_at_mut(layout.stage);
+        let all = self.layers.len();
+        let n = input[0];
+        match layout.split {
+            0 => self.run_range(0..all, x, out, (ping, pong), inner, on_layer),
+            s if s == all => {
+                for b in 0..n {
+                    let image = x.slice(s![b..b + 1, .., .., ..]);
+                    let o = out.slice_mut(s![b..b + 1, .., .., ..]);
+                    self.run_range(0..all, image, o, (&mut *ping, &mut *pong), inner, on_layer)?;
+                }
+                Ok(())
+            }
+            s => {
+                let staged = self.shapes_to(s, input)?;
+                let mut stage = ArrayViewMut4::from_shape(staged, stage).expect("sized by layout");
+                for b in 0..n {
+                    let image = x.slice(s![b..b + 1, .., .., ..]);
+                    let o = stage.slice_mut(s![b..b + 1, .., .., ..]);
+                    self.run_range(0..s, image, o, (&mut *ping, &mut *pong), inner, on_layer)?;
+                }
+                self.run_range(s..all, stage.view(), out, (ping, pong), inner, on_layer)
+            }
+        }
+    }
+
+    /// Runs `f` with a scratch of `len` elements kept from an earlier call
+    /// (or a new one), and keeps it for the next.
+    fn with_kept_scratch<T>(&self, len: usize, f: impl FnOnce(&mut [F]) -> Result<T>) -> Result<T> {
+        let kept = self.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut scratch = match kept {
+            Some(s) if s.len() >= len => s,
+            _ => zeroed(len)?,
+        };
+        let result = f(&mut scratch);
+        self.scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(scratch);
+        result
+    }
+
+    /// Called from outside the thread pool, runs `f` on a pool thread, so
+    /// that each parallel section starts there instead of handing work from
+    /// this thread to another core and back.
+    fn in_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+        #[cfg(feature = "rayon")]
+        if rayon::current_thread_index().is_none() && crate::parallel::threads() > 1 {
+            return rayon::scope(|_| f());
+        }
+        f()
+    }
+
+    /// As [`forward`](Layer::forward), also returning the wall time of each
+    /// layer (summed over the images of a batch that runs image by image).
+    ///
+    /// # Errors
+    /// As [`forward`](Layer::forward).
+    pub fn forward_profiled(&self, x: ArrayView4<'_, F>) -> Result<(Array4<F>, Vec<Duration>)> {
+        let input = dims4(x.shape());
+        let mut out = zeros4(Layer::output_shape(self, input)?)?;
+        let mut times = vec![Duration::ZERO; self.layers.len()];
+        let len = Layer::scratch_len(self, input)?;
+        let view = out.view_mut();
+        Self::in_pool(|| {
+            self.with_kept_scratch(len, |scratch| {
+                let mut record = |i: usize, t: Duration| times[i] += t;
+                self.run(x, view, scratch, &mut Some(&mut record))
+            })
+        })?;
+        Ok((out, times))
+    }
+}
+
+impl<F: Float> Layer<F> for Sequential<F> {
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
+        (0..self.layers.len()).try_fold(input, |s, i| self.output_of(i, s))
+    }
+
+    fn cost(&self, input: [usize; 4]) -> Result<Cost> {
+        let mut shape = input;
+        let mut total = Cost::default();
+        for (i, (_, layer)) in self.layers.iter().enumerate() {
+            total += layer.cost(shape).map_err(|e| self.at(i, shape, e))?;
+            shape = self.output_of(i, shape)?;
+        }
+        Ok(total)
+    }
+
+    fn info(&self) -> LayerInfo {
+        LayerInfo::new("Sequential")
+    }
+
+    fn scratch_len(&self, input: [usize; 4]) -> Result<usize> {
+        match self.layers.is_empty() {
+            true => Ok(0),
+            false => self.layout(input)?.total(),
+        }
+    }
+
+    fn forward_with_scratch(
+        &self,
+        x: ArrayView4<'_, F>,
+        out: ArrayViewMut4<'_, F>,
+        scratch: &mut [F],
+    ) -> Result<()> {
+        Self::in_pool(|| self.run(x, out, scratch, &mut None))
+    }
+
+    /// As [`Layer::forward_into`], with the scratch kept between calls.
+    fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
+        let len = Layer::scratch_len(self, dims4(x.shape()))?;
+        Self::in_pool(|| {
+            self.with_kept_scratch(len, |scratch| self.run(x, out, scratch, &mut None))
+        })
+    }
+
+    fn set_algorithm(&mut self, algorithm: Algorithm) {
+        for (_, layer) in &mut self.layers {
+            layer.set_algorithm(algorithm);
+        }
+    }
+
+    fn summary_rows(
+        &self,
+        name: &str,
+        input: [usize; 4],
+        rows: &mut Vec<SummaryRow>,
+    ) -> Result<()> {
+        let mut shape = input;
+        for (i, (n, layer)) in self.layers.iter().enumerate() {
+            let path = match name {
+                "" => n.clone(),
+                _ => format!("{name}/{n}"),
+            };
+            layer
+                .summary_rows(&path, shape, rows)
+                .map_err(|e| self.at(i, shape, e))?;
+            shape = self.output_of(i, shape)?;
+        }
+        Ok(())
+    }
+}
