@@ -1,4 +1,5 @@
-//! A forward pass after the first allocates nothing but its output.
+//! A forward pass after the first allocates nothing but its output, for
+//! MobileNet and for a network composed from the public API.
 //!
 //! A counting global allocator sees every allocation of every thread while
 //! a later forward runs. With one rayon thread that is exactly the output.
@@ -11,7 +12,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use ndarray::Array4;
+use sepconv::init::{Init, SplitMix64};
 use sepconv::mobilenet::{MobileNet, MobileNetConfig, Variant};
+use sepconv::{
+    Activation, Conv2d, Dense, GlobalAvgPool, Layer, MaxPool2d, Padding, PointwiseConv2d, Residual,
+    SeparableConv2d, Sequential,
+};
 
 struct Counting;
 
@@ -46,8 +52,128 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The tests of this file take turns: the counter sees every thread's
+/// allocations, so two tests counting at once would count each other's.
+static TURNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Counts the allocations of every thread while `f` runs.
+fn counted<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let t = f();
+    COUNTING.store(false, Ordering::SeqCst);
+    (
+        t,
+        ALLOCATIONS.load(Ordering::SeqCst),
+        BYTES.load(Ordering::SeqCst),
+    )
+}
+
+/// A network a user composes: an im2col stem, a separable block, a residual
+/// block with a strided projection, max pooling, global pooling and a dense
+/// classifier.
+fn composed() -> Sequential<f32> {
+    let rng = &mut SplitMix64::new(5);
+    let sep = |c, n, s: usize, rng: &mut SplitMix64| {
+        SeparableConv2d::builder(
+            Init::HeNormal.depthwise([3, 3, c, 1], rng).unwrap(),
+            Init::HeNormal.dense([c, n], rng).unwrap(),
+        )
+        .stride(s)
+        .padding(Padding::Same)
+        .depthwise_activation(Activation::Relu6)
+        .activation(Activation::Relu6)
+        .build()
+        .unwrap()
+    };
+    let projection = Conv2d::builder(Init::HeNormal.conv2d([1, 1, 16, 24], rng).unwrap())
+        .stride(2)
+        .build()
+        .unwrap();
+    Sequential::new()
+        .with(
+            Conv2d::builder(Init::HeNormal.conv2d([3, 3, 3, 16], rng).unwrap())
+                .stride(2)
+                .padding(Padding::Same)
+                .activation(Activation::Relu)
+                .build()
+                .unwrap(),
+        )
+        .with(sep(16, 16, 1, rng))
+        .with(
+            Residual::new(Sequential::new().with(sep(16, 24, 2, rng)).with(
+                PointwiseConv2d::new(Init::HeNormal.dense([24, 24], rng).unwrap(), None).unwrap(),
+            ))
+            .with_projection(projection)
+            .with_activation(Activation::Relu),
+        )
+        .with(MaxPool2d::new(2))
+        .with(GlobalAvgPool)
+        .with(Dense::new(Init::GlorotNormal.dense([24, 10], rng).unwrap(), None).unwrap())
+}
+
+#[test]
+fn composed_network_allocates_only_its_output() {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let net = composed();
+    for batch in [1, 4] {
+        let x = Array4::<f32>::from_elem((batch, 40, 40, 3), 0.25);
+        let mut outputs = Vec::new();
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let (second, allocations, bytes) = pool.install(|| {
+                let first = net.forward(x.view()).unwrap();
+                let (second, allocations, bytes) = counted(|| net.forward(x.view()).unwrap());
+                assert_eq!(second, first);
+                (second, allocations, bytes)
+            });
+            let what = format!("composed net, batch {batch}, {threads} thread(s)");
+            assert_eq!(second.shape(), &[batch, 1, 1, 10], "{what}");
+            if threads == 1 {
+                assert_eq!(
+                    (allocations, bytes),
+                    (1, batch * 10 * 4),
+                    "{what}: expected only the [{batch}, 1, 1, 10] f32 output"
+                );
+            } else {
+                assert!(
+                    allocations <= 3 && bytes <= batch * 10 * 4 + 4096,
+                    "{what}: {allocations} allocations, {bytes} B"
+                );
+            }
+            // The caller's scratch: nothing at all is allocated.
+            let mut scratch = vec![0.0; net.scratch_len([batch, 40, 40, 3]).unwrap()];
+            let mut out = Array4::zeros((batch, 1, 1, 10));
+            let ((), allocations, _) = counted(|| {
+                net.forward_with_scratch(x.view(), out.view_mut(), &mut scratch)
+                    .unwrap()
+            });
+            assert_eq!(out, second, "{what}: forward_with_scratch");
+            if threads == 1 {
+                // Called outside the pool, with one thread in the global pool or more.
+                assert!(
+                    allocations <= 3,
+                    "{what}: forward_with_scratch allocated {allocations} times"
+                );
+            }
+            outputs.push(second);
+        }
+        let bits = |a: &Array4<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&outputs[0]),
+            bits(&outputs[1]),
+            "batch {batch}: 1 and 2 threads differ"
+        );
+    }
+}
+
 #[test]
 fn second_forward_allocates_only_its_output() {
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
     // Standard (depthwise + pointwise) and FullConv (im2col everywhere).
     for (variant, batch) in [
         (Variant::Standard, 1),

@@ -28,7 +28,8 @@ const BATCH_BUDGET: usize = 1 << 20;
 /// [`scratch_len`](Layer::scratch_len) elements; [`forward`](Layer::forward)
 /// and [`forward_into`](Layer::forward_into) keep that scratch between calls
 /// (one per concurrent caller), so every forward after the first allocates
-/// nothing but its output.
+/// nothing but its output, and plans nothing: the buffer layout of each
+/// input shape is computed once.
 ///
 /// With a batch, the early layers whose activations exceed about 4 MB of f32
 /// (2²⁰ elements) run image by image and the rest on the whole batch: the
@@ -57,8 +58,18 @@ const BATCH_BUDGET: usize = 1 << 20;
 #[derive(Debug)]
 pub struct Sequential<F: Float> {
     layers: Vec<(String, Box<dyn Layer<F>>)>,
-    /// Scratch kept by earlier forwards, one per concurrent caller.
-    scratch: Mutex<Vec<Vec<F>>>,
+    /// Plans and scratch kept by earlier forwards, one per concurrent caller.
+    kept: Mutex<Vec<Kept<F>>>,
+}
+
+/// A forward's plan for one input shape and thread count, and its scratch.
+#[derive(Debug)]
+struct Kept<F> {
+    input: [usize; 4],
+    threads: usize,
+    output: [usize; 4],
+    layout: Layout,
+    scratch: Vec<F>,
 }
 
 impl<F: Float> Clone for Sequential<F> {
@@ -66,7 +77,7 @@ impl<F: Float> Clone for Sequential<F> {
     fn clone(&self) -> Self {
         Sequential {
             layers: self.layers.clone(),
-            scratch: Mutex::new(Vec::new()),
+            kept: Mutex::new(Vec::new()),
         }
     }
 }
@@ -77,14 +88,16 @@ impl<F: Float> Default for Sequential<F> {
     }
 }
 
-/// Where a forward's buffers lie in its scratch, for one input shape.
+/// Where a forward's buffers lie in its scratch, for one input shape and
+/// thread count (the im2col layers' scratch depends on the split).
 #[derive(Clone, Copy, Debug)]
 struct Layout {
     /// Layers `..split` run image by image, `split..` on the whole batch.
     split: usize,
     /// Elements of each ping-pong buffer.
     buffer: usize,
-    /// Elements of the staged batch between the two parts.
+    /// The staged batch between the two parts: its shape and elements.
+    staged: [usize; 4],
     stage: usize,
     /// Elements of the largest layer scratch.
     inner: usize,
@@ -104,7 +117,7 @@ impl<F: Float> Sequential<F> {
     pub fn new() -> Self {
         Sequential {
             layers: Vec::new(),
-            scratch: Mutex::new(Vec::new()),
+            kept: Mutex::new(Vec::new()),
         }
     }
 
@@ -238,15 +251,16 @@ impl<F: Float> Sequential<F> {
             }
             shape = self.output_of(i, shape)?;
         }
-        let stage = match split {
-            0 => 0,
-            s if s == self.layers.len() => 0,
-            s => len(self.shapes_to(s, input)?)?,
+        let staged = match split {
+            0 => [0; 4],
+            s if s == self.layers.len() => [0; 4],
+            s => self.shapes_to(s, input)?,
         };
         Ok(Layout {
             split,
             buffer,
-            stage,
+            staged,
+            stage: len(staged)?,
             inner,
         })
     }
@@ -299,21 +313,38 @@ impl<F: Float> Sequential<F> {
         Ok(())
     }
 
+    /// Checks `out` and plans a forward on `x`'s shape.
+    fn plan(&self, input: [usize; 4]) -> Result<([usize; 4], Layout)> {
+        let output = Layer::output_shape(self, input)?;
+        let layout = match self.layers.is_empty() {
+            true => Layout {
+                split: 0,
+                buffer: 0,
+                staged: [0; 4],
+                stage: 0,
+                inner: 0,
+            },
+            false => self.layout(input)?,
+        };
+        Ok((output, layout))
+    }
+
+    /// Runs a planned forward (`output` and `layout` from [`plan`](Self::plan)
+    /// for `x`'s shape).
     fn run(
         &self,
         x: ArrayView4<'_, F>,
         mut out: ArrayViewMut4<'_, F>,
+        (output, layout): ([usize; 4], Layout),
         scratch: &mut [F],
         on_layer: &mut Option<&mut dyn FnMut(usize, Duration)>,
     ) -> Result<()> {
         let input = dims4(x.shape());
-        let expected = Layer::output_shape(self, input)?;
-        check_output("Sequential output", out.shape(), expected)?;
+        check_output("Sequential output", out.shape(), output)?;
         if self.layers.is_empty() {
             out.assign(&x);
             return Ok(());
         }
-        let layout = self.layout(input)?;
         check_scratch("Sequential", scratch.len(), layout.total()?)?;
         let (ping, rest) = scratch.split_at_mut(layout.buffer);
         let (pong, rest) = rest.split_at_mut(layout.buffer);
@@ -331,8 +362,8 @@ impl<F: Float> Sequential<F> {
                 Ok(())
             }
             s => {
-                let staged = self.shapes_to(s, input)?;
-                let mut stage = ArrayViewMut4::from_shape(staged, stage).expect("sized by layout");
+                let mut stage =
+                    ArrayViewMut4::from_shape(layout.staged, stage).expect("sized by layout");
                 for b in 0..n {
                     let image = x.slice(s![b..b + 1, .., .., ..]);
                     let o = stage.slice_mut(s![b..b + 1, .., .., ..]);
@@ -343,19 +374,48 @@ impl<F: Float> Sequential<F> {
         }
     }
 
-    /// Runs `f` with a scratch of `len` elements kept from an earlier call
-    /// (or a new one), and keeps it for the next.
-    fn with_kept_scratch<T>(&self, len: usize, f: impl FnOnce(&mut [F]) -> Result<T>) -> Result<T> {
-        let kept = self.scratch.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut scratch = match kept {
-            Some(s) if s.len() >= len => s,
-            _ => zeroed(len)?,
+    /// Runs a forward on `x` into `out` with the plan and scratch kept from
+    /// an earlier call of the same input shape and thread count (planning
+    /// and allocating them otherwise), and keeps them for the next.
+    fn run_kept(
+        &self,
+        x: ArrayView4<'_, F>,
+        out: ArrayViewMut4<'_, F>,
+        on_layer: &mut Option<&mut dyn FnMut(usize, Duration)>,
+    ) -> Result<()> {
+        let input = dims4(x.shape());
+        let threads = crate::parallel::threads();
+        let popped = self.kept.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let kept = match popped {
+            Some(k) if k.input == input && k.threads == threads => k,
+            other => {
+                let (output, layout) = self.plan(input)?;
+                let len = layout.total()?;
+                let scratch = match other {
+                    Some(k) if k.scratch.len() >= len => k.scratch,
+                    _ => zeroed(len)?,
+                };
+                Kept {
+                    input,
+                    threads,
+                    output,
+                    layout,
+                    scratch,
+                }
+            }
         };
-        let result = f(&mut scratch);
-        self.scratch
+        let mut kept = kept;
+        let result = self.run(
+            x,
+            out,
+            (kept.output, kept.layout),
+            &mut kept.scratch,
+            on_layer,
+        );
+        self.kept
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(scratch);
+            .push(kept);
         result
     }
 
@@ -379,13 +439,10 @@ impl<F: Float> Sequential<F> {
         let input = dims4(x.shape());
         let mut out = zeros4(Layer::output_shape(self, input)?)?;
         let mut times = vec![Duration::ZERO; self.layers.len()];
-        let len = Layer::scratch_len(self, input)?;
         let view = out.view_mut();
         Self::in_pool(|| {
-            self.with_kept_scratch(len, |scratch| {
-                let mut record = |i: usize, t: Duration| times[i] += t;
-                self.run(x, view, scratch, &mut Some(&mut record))
-            })
+            let mut record = |i: usize, t: Duration| times[i] += t;
+            self.run_kept(x, view, &mut Some(&mut record))
         })?;
         Ok((out, times))
     }
@@ -423,15 +480,14 @@ impl<F: Float> Layer<F> for Sequential<F> {
         out: ArrayViewMut4<'_, F>,
         scratch: &mut [F],
     ) -> Result<()> {
-        Self::in_pool(|| self.run(x, out, scratch, &mut None))
+        let plan = self.plan(dims4(x.shape()))?;
+        Self::in_pool(|| self.run(x, out, plan, scratch, &mut None))
     }
 
-    /// As [`Layer::forward_into`], with the scratch kept between calls.
+    /// As [`Layer::forward_into`], with the plan and scratch kept between
+    /// calls.
     fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
-        let len = Layer::scratch_len(self, dims4(x.shape()))?;
-        Self::in_pool(|| {
-            self.with_kept_scratch(len, |scratch| self.run(x, out, scratch, &mut None))
-        })
+        Self::in_pool(|| self.run_kept(x, out, &mut None))
     }
 
     fn set_algorithm(&mut self, algorithm: Algorithm) {

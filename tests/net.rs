@@ -1,0 +1,799 @@
+//! Property tests of composed networks: random sequential stacks (convs,
+//! depthwise, pointwise, pooling, activations, BatchNorm, residual blocks
+//! with and without projections, flatten + dense, global pooling) over
+//! random shapes, strides, paddings, batches and input layouts, against the
+//! same stack run layer by layer through the oracle of `sepconv::reference`.
+//!
+//! Dyadic stacks (values k/4, no BatchNorm, no averaging over counts that
+//! are not powers of two) are exact in f64: there the network must match
+//! the oracle bit for bit. The others are compared with a tolerance scaled
+//! by the output's magnitude. Each case also runs on 1 and 2 threads (the
+//! same bits), into a NaN-poisoned output of another layout, and with
+//! garbage in the caller's scratch.
+
+mod common;
+
+use common::{Stored, View, array, view_strategy};
+use ndarray::{Array1, Array2, Array4, ArrayView4, Zip};
+use proptest::prelude::*;
+use sepconv::init::SplitMix64;
+use sepconv::{
+    Activation, AvgPool2d, BatchNorm, Conv2d, ConvParams, Dense, DepthwiseConv2d, Error, Flatten,
+    Float, GlobalAvgPool, Layer, MaxPool2d, Padding, PointwiseConv2d, Residual, Sequential,
+    reference,
+};
+
+/// One layer of a random stack, with its weights.
+#[derive(Clone, Debug)]
+enum Op<F> {
+    Conv {
+        weight: Array4<F>,
+        bias: Option<Array1<F>>,
+        params: ConvParams,
+        groups: usize,
+        act: Activation,
+    },
+    Depthwise {
+        weight: Array4<F>,
+        bias: Option<Array1<F>>,
+        params: ConvParams,
+        act: Activation,
+    },
+    Pointwise {
+        weight: Array2<F>,
+        bias: Option<Array1<F>>,
+        act: Activation,
+    },
+    AvgPool {
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+        count_padding: bool,
+    },
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+    },
+    Act(Activation),
+    Norm(BatchNorm<F>),
+    Residual {
+        body: Vec<Op<F>>,
+        projection: Option<Box<Op<F>>>,
+        act: Activation,
+    },
+    Flatten,
+    GlobalPool,
+    Dense {
+        weight: Array2<F>,
+        bias: Option<Array1<F>>,
+        act: Activation,
+    },
+}
+
+/// Draws random layers that fit the shape they are given.
+struct Gen {
+    rng: SplitMix64,
+    exact: bool,
+    seed: u64,
+}
+
+impl Gen {
+    fn below(&mut self, n: usize) -> usize {
+        (self.rng.next_u64() % n as u64) as usize
+    }
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+    fn coin(&mut self) -> bool {
+        self.below(2) == 0
+    }
+    fn act(&mut self) -> Activation {
+        [Activation::Identity, Activation::Relu, Activation::Relu6][self.below(3)]
+    }
+    fn tensor<F: Float, D: ndarray::Dimension>(
+        &mut self,
+        shape: impl ndarray::IntoDimension<Dim = D>,
+    ) -> ndarray::Array<F, D> {
+        self.seed += 1;
+        array(shape, self.seed, self.exact)
+    }
+    fn bias<F: Float>(&mut self, n: usize) -> Option<Array1<F>> {
+        self.coin().then(|| self.tensor(n))
+    }
+    /// A padding under which a `k`-tap window (stride `s`) fits `size`.
+    fn padding(&mut self, k: usize, size: [usize; 2]) -> Padding {
+        match self.below(3) {
+            0 if k <= size[0] && k <= size[1] => Padding::Valid,
+            1 => {
+                let p = self.below(k.min(2));
+                Padding::Explicit {
+                    top: p,
+                    bottom: self.below(k.min(2)),
+                    left: self.below(k.min(2)),
+                    right: p,
+                }
+            }
+            _ => Padding::Same,
+        }
+    }
+    fn params(&mut self, k: usize, stride: usize, size: [usize; 2]) -> ConvParams {
+        ConvParams {
+            stride: [stride; 2],
+            dilation: [1, 1],
+            padding: self.padding(k, size),
+        }
+    }
+
+    /// A layer for input `shape` (spatial extent only while `spatial`).
+    fn op<F: Float>(&mut self, shape: [usize; 4], in_residual: bool) -> Op<F> {
+        let [_, h, w, c] = shape;
+        let size = [h, w];
+        loop {
+            match self.below(10) {
+                0 | 1 => {
+                    let k = self.range(1, 3);
+                    let g = [1, c][self.below(2)];
+                    let cout = g * self.range(1, 6usize.div_ceil(g));
+                    let stride = self.range(1, 2);
+                    let params = self.params(k, stride, size);
+                    return Op::Conv {
+                        weight: self.tensor((k, k, c / g, cout)),
+                        bias: self.bias(cout),
+                        params,
+                        groups: g,
+                        act: self.act(),
+                    };
+                }
+                2 | 3 => {
+                    let (k, m) = (self.range(1, 3), self.range(1, 2));
+                    let stride = self.range(1, 2);
+                    let params = self.params(k, stride, size);
+                    return Op::Depthwise {
+                        weight: self.tensor((k, k, c, m)),
+                        bias: self.bias(c * m),
+                        params,
+                        act: self.act(),
+                    };
+                }
+                4 | 5 => {
+                    let cout = self.range(1, 12);
+                    return Op::Pointwise {
+                        weight: self.tensor((c, cout)),
+                        bias: self.bias(cout),
+                        act: self.act(),
+                    };
+                }
+                // Exact stacks average only over 4 elements (2×2, unpadded).
+                6 if self.exact => {
+                    if h >= 2 && w >= 2 {
+                        return Op::AvgPool {
+                            kernel: 2,
+                            stride: 2,
+                            padding: Padding::Valid,
+                            count_padding: false,
+                        };
+                    }
+                }
+                6 => {
+                    let k = self.range(1, 3);
+                    let stride = self.range(1, 2);
+                    return Op::AvgPool {
+                        kernel: k,
+                        stride,
+                        padding: self.padding(k, size),
+                        count_padding: self.coin(),
+                    };
+                }
+                7 => {
+                    let k = self.range(1, 3);
+                    let stride = self.range(1, 3);
+                    return Op::MaxPool {
+                        kernel: k,
+                        stride,
+                        padding: self.padding(k, size),
+                    };
+                }
+                8 if self.exact => return Op::Act(self.act()),
+                8 => {
+                    let v = |g: &mut Self| g.tensor::<F, _>(c).mapv(|x| x.abs() + F::one());
+                    let bn = BatchNorm::new(
+                        self.tensor(c),
+                        self.tensor(c),
+                        self.tensor(c),
+                        v(self),
+                        F::from_f64_lossy(1e-3),
+                    )
+                    .unwrap();
+                    return Op::Norm(bn);
+                }
+                _ if in_residual => {}
+                _ => return self.residual(shape),
+            }
+        }
+    }
+
+    /// A residual block: a same-shape body, or a body that changes the
+    /// channels and (maybe) the size with a projection that does the same.
+    fn residual<F: Float>(&mut self, shape: [usize; 4]) -> Op<F> {
+        let [_, _, _, c] = shape;
+        let act = self.act();
+        if self.coin() {
+            // Same shape: stride-1 SAME depthwise and c → c pointwise.
+            let dw = Op::Depthwise {
+                weight: self.tensor((3, 3, c, 1)),
+                bias: self.bias(c),
+                params: ConvParams {
+                    padding: Padding::Same,
+                    ..ConvParams::default()
+                },
+                act: self.act(),
+            };
+            let pw = Op::Pointwise {
+                weight: self.tensor((c, c)),
+                bias: self.bias(c),
+                act: Activation::Identity,
+            };
+            let body = match self.below(3) {
+                0 => vec![dw],
+                1 => vec![pw],
+                _ => vec![dw, pw],
+            };
+            return Op::Residual {
+                body,
+                projection: None,
+                act,
+            };
+        }
+        // Stride s, c → c2: 3×3 SAME depthwise (stride s) then pointwise; the
+        // projection is a 1×1 conv with stride s (its output ⌈h/s⌉, as SAME's).
+        let (s, c2) = (self.range(1, 2), self.range(1, 8));
+        let body = vec![
+            Op::Depthwise {
+                weight: self.tensor((3, 3, c, 1)),
+                bias: self.bias(c),
+                params: ConvParams {
+                    stride: [s; 2],
+                    padding: Padding::Same,
+                    ..ConvParams::default()
+                },
+                act: self.act(),
+            },
+            Op::Pointwise {
+                weight: self.tensor((c, c2)),
+                bias: self.bias(c2),
+                act: Activation::Identity,
+            },
+        ];
+        let projection = Op::Conv {
+            weight: self.tensor((1, 1, c, c2)),
+            bias: self.bias(c2),
+            params: ConvParams {
+                stride: [s; 2],
+                ..ConvParams::default()
+            },
+            groups: 1,
+            act: Activation::Identity,
+        };
+        Op::Residual {
+            body,
+            projection: Some(Box::new(projection)),
+            act,
+        }
+    }
+}
+
+/// The sepconv layer for an op.
+fn layer<F: Float>(op: &Op<F>) -> Box<dyn Layer<F>> {
+    match op.clone() {
+        Op::Conv {
+            weight,
+            bias,
+            params,
+            groups,
+            act,
+        } => Box::new(
+            Conv2d::builder(weight)
+                .bias_opt(bias)
+                .params(params)
+                .groups(groups)
+                .activation(act)
+                .build()
+                .unwrap(),
+        ),
+        Op::Depthwise {
+            weight,
+            bias,
+            params,
+            act,
+        } => Box::new(
+            DepthwiseConv2d::builder(weight)
+                .bias_opt(bias)
+                .params(params)
+                .activation(act)
+                .build()
+                .unwrap(),
+        ),
+        Op::Pointwise { weight, bias, act } => Box::new(
+            PointwiseConv2d::new(weight, bias)
+                .unwrap()
+                .with_activation(act),
+        ),
+        Op::AvgPool {
+            kernel,
+            stride,
+            padding,
+            count_padding,
+        } => Box::new(
+            AvgPool2d::new(kernel)
+                .with_stride(stride)
+                .with_padding(padding)
+                .with_count_padding(count_padding),
+        ),
+        Op::MaxPool {
+            kernel,
+            stride,
+            padding,
+        } => Box::new(
+            MaxPool2d::new(kernel)
+                .with_stride(stride)
+                .with_padding(padding),
+        ),
+        Op::Act(a) => Box::new(a),
+        Op::Norm(bn) => Box::new(bn),
+        Op::Residual {
+            body,
+            projection,
+            act,
+        } => {
+            let mut block = Residual::new(sequential(&body)).with_activation(act);
+            if let Some(p) = projection {
+                block = block.with_projection(BoxedLayer(layer(&p)));
+            }
+            Box::new(block)
+        }
+        Op::Flatten => Box::new(Flatten),
+        Op::GlobalPool => Box::new(GlobalAvgPool),
+        Op::Dense { weight, bias, act } => {
+            Box::new(Dense::new(weight, bias).unwrap().with_activation(act))
+        }
+    }
+}
+
+/// A boxed layer as a layer (to hand one to `with_projection`).
+#[derive(Clone, Debug)]
+struct BoxedLayer<F: Float>(Box<dyn Layer<F>>);
+
+impl<F: Float> Layer<F> for BoxedLayer<F> {
+    fn output_shape(&self, input: [usize; 4]) -> sepconv::Result<[usize; 4]> {
+        self.0.output_shape(input)
+    }
+    fn cost(&self, input: [usize; 4]) -> sepconv::Result<sepconv::Cost> {
+        self.0.cost(input)
+    }
+    fn info(&self) -> sepconv::LayerInfo {
+        self.0.info()
+    }
+    fn scratch_len(&self, input: [usize; 4]) -> sepconv::Result<usize> {
+        self.0.scratch_len(input)
+    }
+    fn forward_with_scratch(
+        &self,
+        x: ArrayView4<'_, F>,
+        out: ndarray::ArrayViewMut4<'_, F>,
+        scratch: &mut [F],
+    ) -> sepconv::Result<()> {
+        self.0.forward_with_scratch(x, out, scratch)
+    }
+}
+
+fn sequential<F: Float>(ops: &[Op<F>]) -> Sequential<F> {
+    let mut net = Sequential::new();
+    for (i, op) in ops.iter().enumerate() {
+        net.push_boxed(format!("op{i}"), layer(op));
+    }
+    net
+}
+
+fn activate<F: Float>(mut y: Array4<F>, act: Activation) -> Array4<F> {
+    y.mapv_inplace(|v| act.apply(v));
+    y
+}
+
+/// The oracle: each op through `sepconv::reference` (or its formula).
+fn oracle<F: Float>(ops: &[Op<F>], x: ArrayView4<'_, F>) -> Array4<F> {
+    let mut y = x.to_owned();
+    for op in ops {
+        y = oracle_op(op, y.view());
+    }
+    y
+}
+
+fn oracle_op<F: Float>(op: &Op<F>, x: ArrayView4<'_, F>) -> Array4<F> {
+    let b = |b: &Option<Array1<F>>| b.as_ref().map(|b| b.view()).map(|v| v.to_owned());
+    match op {
+        Op::Conv {
+            weight,
+            bias,
+            params,
+            groups,
+            act,
+        } => {
+            let bias = b(bias);
+            let y = reference::conv2d(
+                x,
+                weight.view(),
+                bias.as_ref().map(|b| b.view()),
+                params,
+                *groups,
+            );
+            activate(y.unwrap(), *act)
+        }
+        Op::Depthwise {
+            weight,
+            bias,
+            params,
+            act,
+        } => {
+            let y = reference::depthwise_conv2d(
+                x,
+                weight.view(),
+                bias.as_ref().map(|b| b.view()),
+                params,
+            );
+            activate(y.unwrap(), *act)
+        }
+        Op::Pointwise { weight, bias, act } => {
+            let y = reference::pointwise_conv2d(x, weight.view(), bias.as_ref().map(|b| b.view()));
+            activate(y.unwrap(), *act)
+        }
+        Op::AvgPool {
+            kernel,
+            stride,
+            padding,
+            count_padding,
+        } => {
+            reference::avg_pool2d(x, [*kernel; 2], [*stride; 2], *padding, *count_padding).unwrap()
+        }
+        Op::MaxPool {
+            kernel,
+            stride,
+            padding,
+        } => reference::max_pool2d(x, [*kernel; 2], [*stride; 2], *padding).unwrap(),
+        Op::Act(a) => activate(x.to_owned(), *a),
+        Op::Norm(bn) => {
+            // y = γ·(x − mean)/√(var + ε) + β, in f64.
+            let mut y = x.to_owned();
+            for mut lane in y.lanes_mut(ndarray::Axis(3)) {
+                for (c, v) in lane.iter_mut().enumerate() {
+                    let f = |a: &Array1<F>| a[c].to_f64_exact();
+                    let z = f(bn.gamma()) * (v.to_f64_exact() - f(bn.mean()))
+                        / (f(bn.variance()) + bn.epsilon().to_f64_exact()).sqrt()
+                        + f(bn.beta());
+                    *v = F::from_f64_lossy(z);
+                }
+            }
+            y
+        }
+        Op::Residual {
+            body,
+            projection,
+            act,
+        } => {
+            let mut y = oracle(body, x);
+            let shortcut = match projection {
+                Some(p) => oracle_op(p, x),
+                None => x.to_owned(),
+            };
+            Zip::from(&mut y)
+                .and(&shortcut)
+                .for_each(|y, &s| *y = act.apply(*y + s));
+            y
+        }
+        Op::Flatten => {
+            let [n, h, w, c] = [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]];
+            x.as_standard_layout()
+                .into_owned()
+                .into_shape_with_order((n, 1, 1, h * w * c))
+                .unwrap()
+        }
+        Op::GlobalPool => reference::global_avg_pool(x).unwrap(),
+        Op::Dense { weight, bias, act } => {
+            let y = reference::dense(x, weight.view(), bias.as_ref().map(|b| b.view()));
+            activate(y.unwrap(), *act)
+        }
+    }
+}
+
+/// A random stack for `input`, every layer fitting the shape before it.
+fn stack<F: Float>(seed: u64, input: [usize; 4], depth: usize, exact: bool) -> Vec<Op<F>> {
+    let mut g = Gen {
+        rng: SplitMix64::new(seed),
+        exact,
+        seed: seed.wrapping_mul(1000),
+    };
+    let mut ops = Vec::new();
+    let mut shape = input;
+    while ops.len() < depth {
+        let op = g.op::<F>(shape, false);
+        // Keep the stack's shapes small and valid: redraw ops that would not fit.
+        let Ok(next) = layer(&op).output_shape(shape) else {
+            continue;
+        };
+        if next[3] > 16 {
+            continue;
+        }
+        ops.push(op);
+        shape = next;
+    }
+    // A head, sometimes: global pooling, or flatten + dense.
+    match g.below(3) {
+        0 if !exact => ops.push(Op::GlobalPool),
+        1 => {
+            let features = shape[1] * shape[2] * shape[3];
+            let out = g.range(1, 10);
+            ops.push(Op::Flatten);
+            ops.push(Op::Dense {
+                weight: g.tensor((features, out)),
+                bias: g.bias(out),
+                act: g.act(),
+            });
+        }
+        _ => {}
+    }
+    ops
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+fn bits<F: Float>(a: &Array4<F>) -> Vec<u64> {
+    a.iter().map(|v| v.to_f64_exact().to_bits()).collect()
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    seed: u64,
+    input: [usize; 4],
+    depth: usize,
+    exact: bool,
+    view: View,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        any::<u64>(),
+        1usize..=3,
+        1usize..=11,
+        1usize..=11,
+        1usize..=6,
+        1usize..=4,
+        any::<bool>(),
+        view_strategy(),
+    )
+        .prop_map(|(seed, n, h, w, c, depth, exact, view)| Case {
+            seed,
+            input: [n, h, w, c],
+            depth,
+            exact,
+            view,
+        })
+}
+
+fn run_case<F: Float + common::Tolerance>(p: &Case, exact_bits: bool) -> Result<(), TestCaseError> {
+    let ops = stack::<F>(p.seed, p.input, p.depth, p.exact);
+    let net = sequential(&ops);
+    let x: Array4<F> = array(p.input, p.seed ^ 0xA5, p.exact);
+    let stored = Stored::new(&x, p.view);
+    let want = oracle(&ops, x.view());
+    let shape = net.output_shape(p.input).unwrap();
+    prop_assert_eq!(want.shape(), &shape[..]);
+    // 1 and 2 threads: the same bits.
+    let one = pool(1).install(|| net.forward(stored.view())).unwrap();
+    let two = pool(2).install(|| net.forward(stored.view())).unwrap();
+    prop_assert!(bits(&one) == bits(&two), "1 and 2 threads differ");
+    // Caller's scratch full of garbage, output of another layout full of NaN.
+    let mut scratch = vec![F::from_f64_lossy(1e30); net.scratch_len(p.input).unwrap()];
+    let mut out = common::poisoned::<F>(shape, true);
+    net.forward_with_scratch(stored.view(), out.view_mut(), &mut scratch)
+        .unwrap();
+    prop_assert!(
+        bits(&out) == bits(&one),
+        "forward_with_scratch differs from forward"
+    );
+    if exact_bits {
+        prop_assert!(
+            bits(&one) == bits(&want),
+            "exact stack differs from the oracle: {:?}\n{ops:?}",
+            one.iter().zip(&want).find(|(a, b)| a != b)
+        );
+    } else {
+        let scale = want.iter().fold(1f64, |m, v| m.max(v.to_f64_exact().abs()));
+        // Tolerances of the per-layer tests, over a few layers.
+        let tol = F::REL * 64.0 * scale;
+        for (i, (g, w)) in one.iter().zip(&want).enumerate() {
+            let (g, w) = (g.to_f64_exact(), w.to_f64_exact());
+            prop_assert!(
+                (g - w).abs() <= tol || (g.is_nan() && w.is_nan()),
+                "element {i}: {g} vs oracle {w} (tol {tol})\n{ops:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_stacks_match_the_oracle_f64(p in case()) {
+        run_case::<f64>(&p, p.exact)?;
+    }
+
+    #[test]
+    fn random_stacks_match_the_oracle_f32(p in case()) {
+        run_case::<f32>(&p, false)?;
+    }
+}
+
+/// A mismatch between two layers names the layer, its name, its type, the
+/// shape it was given and what it expected; a residual with unequal shapes
+/// says both; nothing the caller passed is written.
+#[test]
+fn shape_errors_name_the_layer_and_both_shapes() {
+    let net = Sequential::<f32>::new()
+        .with_named(
+            "dw",
+            DepthwiseConv2d::builder(Array4::ones((3, 3, 4, 1)))
+                .build()
+                .unwrap(),
+        )
+        .with_named(
+            "pw",
+            PointwiseConv2d::new(Array2::ones((8, 2)), None).unwrap(),
+        );
+    let err = net.output_shape([1, 8, 8, 4]).unwrap_err();
+    match &err {
+        Error::Layer {
+            index,
+            name,
+            kind,
+            input,
+            source,
+        } => {
+            assert_eq!((*index, name.as_str(), *kind), (1, "pw", "PointwiseConv2d"));
+            assert_eq!(input.0, [1, 6, 6, 4]);
+            assert!(matches!(
+                **source,
+                Error::ChannelMismatch {
+                    expected: 8,
+                    got: 4,
+                    ..
+                }
+            ));
+        }
+        e => panic!("{e}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "layer 1 (\"pw\", PointwiseConv2d) on input [1, 6, 6, 4]: \
+         PointwiseConv2d input: expected 8 input channels, got 4"
+    );
+    let x = Array4::from_elem((1, 8, 8, 4), 1.0f32);
+    let mut out = Array4::from_elem((1, 6, 6, 2), 7.0f32);
+    assert!(net.forward_into(x.view(), out.view_mut()).is_err());
+    assert!(out.iter().all(|&v| v == 7.0) && x.iter().all(|&v| v == 1.0));
+    // The first layer's own errors are wrapped too: a window larger than the input.
+    let err = net.output_shape([1, 2, 2, 4]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("layer 0 (\"dw\", DepthwiseConv2d) on input [1, 2, 2, 4]: height:"),
+        "{err}"
+    );
+
+    let wide =
+        Sequential::new().with(PointwiseConv2d::<f32>::new(Array2::ones((4, 6)), None).unwrap());
+    let err = Residual::new(wide.clone())
+        .output_shape([1, 3, 3, 4])
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ShapeMismatch { expected, got, .. } if expected.0 == [1, 3, 3, 6] && got.0 == [1, 3, 3, 4]),
+        "{err}"
+    );
+    let strided = Residual::new(wide).with_projection(
+        Conv2d::builder(Array4::<f32>::ones((1, 1, 4, 6)))
+            .stride(2)
+            .build()
+            .unwrap(),
+    );
+    let err = strided.output_shape([1, 3, 3, 4]).unwrap_err();
+    assert!(
+        matches!(&err, Error::ShapeMismatch { expected, got, .. } if expected.0 == [1, 3, 3, 6] && got.0 == [1, 2, 2, 6]),
+        "{err}"
+    );
+    // A scratch too short is an error, not a panic.
+    let mut out = Array4::zeros((1, 6, 6, 8));
+    let ok = Sequential::new()
+        .with(
+            DepthwiseConv2d::builder(Array4::<f32>::ones((3, 3, 4, 1)))
+                .build()
+                .unwrap(),
+        )
+        .with(PointwiseConv2d::new(Array2::ones((4, 8)), None).unwrap());
+    let needed = ok.scratch_len([1, 8, 8, 4]).unwrap();
+    assert!(needed > 0);
+    let mut short = vec![0.0; needed - 1];
+    assert!(matches!(
+        ok.forward_with_scratch(x.view(), out.view_mut(), &mut short),
+        Err(Error::ShapeMismatch { .. })
+    ));
+}
+
+/// The summary of a composed network: containers opened, totals the sum of
+/// the layers' costs, the same figures as text, markdown and JSON.
+#[test]
+fn summary_of_a_composed_network() {
+    let c = 8;
+    let body = Sequential::new()
+        .with_named(
+            "dw",
+            DepthwiseConv2d::builder(Array4::<f32>::ones((3, 3, c, 1)))
+                .padding(Padding::Same)
+                .build()
+                .unwrap(),
+        )
+        .with_named(
+            "pw",
+            PointwiseConv2d::new(Array2::ones((c, c)), None).unwrap(),
+        );
+    let net = Sequential::new()
+        .with_named(
+            "stem",
+            Conv2d::builder(Array4::ones((3, 3, 3, c)))
+                .stride(2)
+                .padding(Padding::Same)
+                .build()
+                .unwrap(),
+        )
+        .with_named("block", Residual::new(body))
+        .with_named("pool", GlobalAvgPool)
+        .with_named(
+            "fc",
+            Dense::new(Array2::ones((c, 10)), Some(Array1::zeros(10))).unwrap(),
+        );
+    let s = net.summary([2, 32, 32, 3]).unwrap();
+    let names: Vec<&str> = s.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["stem", "block/dw", "block/pw", "block/add", "pool", "fc"]
+    );
+    let macs = 2 * 16 * 16 * (27 * c) + 2 * 16 * 16 * (9 * c + c * c) + 2 * c * 10;
+    assert_eq!(s.total.mult_adds, macs as u64);
+    assert_eq!(s.total, net.cost([2, 32, 32, 3]).unwrap());
+    assert_eq!(
+        s.total.params.weights,
+        (27 * c + 9 * c + c * c + c * 10) as u64
+    );
+    assert_eq!(s.total.params.biases, 10);
+    assert_eq!(s.rows[0].info.filter.as_deref(), Some("3×3×3×8"));
+    assert_eq!(s.rows[1].info.filter.as_deref(), Some("3×3×8 dw"));
+    let text = s.to_text();
+    assert!(
+        text.contains("Conv2d / s2") && text.contains("block/add"),
+        "{text}"
+    );
+    // 2·16·16·216 + 2·16·16·136 + 160 = 180,384 mult-adds, as the footer prints it.
+    assert_eq!(macs, 180_384);
+    assert!(
+        text.contains("batch 2: 180,384 mult-adds (360,768 FLOPs)"),
+        "{text}"
+    );
+    assert!(s.to_markdown().starts_with("| layer | type / stride |"));
+    let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+    assert_eq!(json["total"]["mult_adds"], macs as u64);
+    assert_eq!(json["layers"][3]["name"], "block/add");
+    assert_eq!(json["layers"][0]["stride"], serde_json::json!([2, 2]));
+}
