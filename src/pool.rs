@@ -192,6 +192,37 @@ impl Window {
         Ok([input[0], g.h.output, g.w.output, input[3]])
     }
 
+    /// Each output pixel's channel vector: `init`, then `step` with every
+    /// input pixel of its window that lies inside the input, in (row, column)
+    /// tap order, then `finish` with the number of those pixels.
+    fn pool<F: Float>(
+        &self,
+        g: &ConvGeometry,
+        x: ArrayView4<'_, F>,
+        mut out: ArrayViewMut4<'_, F>,
+        init: F,
+        mut step: impl FnMut(&mut ndarray::ArrayViewMut1<'_, F>, ndarray::ArrayView1<'_, F>),
+        mut finish: impl FnMut(&mut ndarray::ArrayViewMut1<'_, F>, usize),
+    ) {
+        let [kh, kw] = self.kernel;
+        for (image, mut out_image) in x.outer_iter().zip(out.outer_iter_mut()) {
+            for oy in 0..g.h.output {
+                for ox in 0..g.w.output {
+                    let mut o = out_image.slice_mut(s![oy, ox, ..]);
+                    o.fill(init);
+                    let mut taps = 0;
+                    for iy in (0..kh).filter_map(|ky| g.h.input_index(oy, ky)) {
+                        for ix in (0..kw).filter_map(|kx| g.w.input_index(ox, kx)) {
+                            step(&mut o, image.slice(s![iy, ix, ..]));
+                            taps += 1;
+                        }
+                    }
+                    finish(&mut o, taps);
+                }
+            }
+        }
+    }
+
     fn info(&self, kind: &'static str) -> LayerInfo {
         let [kh, kw] = self.kernel;
         LayerInfo::new(kind)
@@ -391,33 +422,18 @@ impl<F: Float> Layer<F> for AvgPool2d {
     ) -> Result<()> {
         check_forward(self, &AVG, &x, &out, scratch)?;
         let g = self.window.geometry(&AVG, crate::conv::dims4(x.shape()))?;
-        let [kh, kw] = self.window.kernel;
-        for (image, mut out_image) in x.outer_iter().zip(out.outer_iter_mut()) {
-            for oy in 0..g.h.output {
-                for ox in 0..g.w.output {
-                    let mut o = out_image.slice_mut(s![oy, ox, ..]);
-                    o.fill(F::zero());
-                    let mut count = 0usize;
-                    for ky in 0..kh {
-                        let Some(iy) = g.h.input_index(oy, ky) else {
-                            continue;
-                        };
-                        for kx in 0..kw {
-                            let Some(ix) = g.w.input_index(ox, kx) else {
-                                continue;
-                            };
-                            o += &image.slice(s![iy, ix, ..]);
-                            count += 1;
-                        }
-                    }
-                    if self.count_padding {
-                        count = kh * kw;
-                    }
-                    let count = F::from_f64_lossy(count as f64);
-                    o.mapv_inplace(|v| v / count);
-                }
-            }
-        }
+        let whole = self.window.kernel[0] * self.window.kernel[1];
+        self.window.pool(
+            &g,
+            x,
+            out.view_mut(),
+            F::zero(),
+            |o, px| *o += &px,
+            |o, taps| {
+                let count = F::from_f64_lossy(if self.count_padding { whole } else { taps } as f64);
+                o.mapv_inplace(|v| v / count);
+            },
+        );
         Ok(())
     }
 }
@@ -532,26 +548,14 @@ impl<F: Float> Layer<F> for MaxPool2d {
     ) -> Result<()> {
         check_forward(self, &MAX, &x, &out, scratch)?;
         let g = self.window.geometry(&MAX, crate::conv::dims4(x.shape()))?;
-        let [kh, kw] = self.window.kernel;
-        for (image, mut out_image) in x.outer_iter().zip(out.outer_iter_mut()) {
-            for oy in 0..g.h.output {
-                for ox in 0..g.w.output {
-                    let mut o = out_image.slice_mut(s![oy, ox, ..]);
-                    o.fill(F::neg_infinity());
-                    for ky in 0..kh {
-                        let Some(iy) = g.h.input_index(oy, ky) else {
-                            continue;
-                        };
-                        for kx in 0..kw {
-                            let Some(ix) = g.w.input_index(ox, kx) else {
-                                continue;
-                            };
-                            o.zip_mut_with(&image.slice(s![iy, ix, ..]), |a, &v| max_step(a, v));
-                        }
-                    }
-                }
-            }
-        }
+        self.window.pool(
+            &g,
+            x,
+            out.view_mut(),
+            F::neg_infinity(),
+            |o, px| o.zip_mut_with(&px, |a, &v| max_step(a, v)),
+            |_, _| {},
+        );
         Ok(())
     }
 }

@@ -2,9 +2,7 @@
 
 use ndarray::{Array4, ArrayView4, ArrayViewMut4};
 
-use super::{
-    ConvBuilder, ConvCore, check_input, check_output, core_accessors, dims4, with_standard_output,
-};
+use super::{ConvBuilder, ConvCore, check_output, core_accessors, dims4, with_standard_output};
 use crate::cost::{self, Cost};
 use crate::error::{Error, Result};
 use crate::geometry::{ConvGeometry, ConvParams};
@@ -121,10 +119,8 @@ impl<F: Float> DepthwiseConv2d<F> {
     /// # Errors
     /// [`Error::ZeroSize`], [`Error::ChannelMismatch`] and the geometry errors.
     pub fn geometry(&self, input: [usize; 4]) -> Result<ConvGeometry> {
-        check_input("DepthwiseConv2d input", &input, self.channels())?;
         self.core
-            .params
-            .resolve([input[1], input[2]], self.kernel_size())
+            .geometry("DepthwiseConv2d input", input, self.channels())
     }
 
     /// This layer with `bn` (over the C·m outputs) folded in.
@@ -132,10 +128,8 @@ impl<F: Float> DepthwiseConv2d<F> {
     /// # Errors
     /// [`Error::ChannelMismatch`] if `bn` does not have C·m channels.
     pub fn fold_batch_norm(&self, bn: &BatchNorm<F>) -> Result<Self> {
-        bn.check_channels("DepthwiseConv2d", self.out_channels())?;
-        Ok(DepthwiseConv2d::assemble(
-            self.core.fold(bn, self.out_channels()),
-        ))
+        let core = self.core.fold("DepthwiseConv2d", bn, self.out_channels())?;
+        Ok(DepthwiseConv2d::assemble(core))
     }
 
     super::layer_methods!();

@@ -314,10 +314,27 @@ impl<F: Float> ConvCore<F> {
         Ok(())
     }
 
+    /// The geometry for an input `[N, H, W, C]` of the layer `what`, which
+    /// takes `channels` channels.
+    pub(crate) fn geometry(
+        &self,
+        what: &str,
+        input: [usize; 4],
+        channels: usize,
+    ) -> Result<crate::geometry::ConvGeometry> {
+        check_input(what, &input, channels)?;
+        self.params
+            .resolve([input[1], input[2]], self.kernel_size())
+    }
+
     /// This core with `bn` folded into its bias and the columns of its
     /// weight read as a matrix of `cols` columns, one per output channel
     /// (`C_out` for a conv, `C·m` for a depthwise weight `[kh, kw, C, m]`).
-    pub(crate) fn fold(&self, bn: &crate::BatchNorm<F>, cols: usize) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::ChannelMismatch`] naming `what` if `bn` has not `cols` channels.
+    pub(crate) fn fold(&self, what: &str, bn: &crate::BatchNorm<F>, cols: usize) -> Result<Self> {
+        bn.check_channels(what, cols)?;
         let mut folded = self.clone();
         let len = folded.weight.len();
         let m = folded
@@ -326,7 +343,7 @@ impl<F: Float> ConvCore<F> {
             .into_shape_with_order((len / cols, cols))
             .expect("the weight is stored in standard layout");
         folded.bias = Some(bn.fold_into(m, self.bias.as_ref()));
-        folded
+        Ok(folded)
     }
 }
 

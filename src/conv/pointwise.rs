@@ -111,10 +111,8 @@ impl<F: Float> PointwiseConv2d<F> {
     /// [`Error::ChannelMismatch`](crate::Error::ChannelMismatch) if `bn` does
     /// not have `C_out` channels.
     pub fn fold_batch_norm(&self, bn: &BatchNorm<F>) -> Result<Self> {
-        bn.check_channels("PointwiseConv2d", self.out_channels())?;
-        Ok(PointwiseConv2d::assemble(
-            self.core.fold(bn, self.out_channels()),
-        ))
+        let core = self.core.fold("PointwiseConv2d", bn, self.out_channels())?;
+        Ok(PointwiseConv2d::assemble(core))
     }
 
     super::layer_methods!();

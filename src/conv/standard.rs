@@ -4,7 +4,7 @@
 use ndarray::{Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4, s};
 
 use super::{
-    ConvBuilder, ConvCore, bias_activation, check_input, check_output, core_accessors, dims4,
+    ConvBuilder, ConvCore, bias_activation, check_output, core_accessors, dims4,
     pointwise::gemm_nhwc, with_standard_output,
 };
 use crate::cost::{self, Cost};
@@ -185,10 +185,8 @@ impl<F: Float> Conv2d<F> {
     /// [`Error::ZeroSize`], [`Error::ChannelMismatch`] and the geometry errors
     /// ([`Error::KernelTooLarge`], …).
     pub fn geometry(&self, input: [usize; 4]) -> Result<ConvGeometry> {
-        check_input("Conv2d input", &input, self.in_channels())?;
         self.core
-            .params
-            .resolve([input[1], input[2]], self.kernel_size())
+            .geometry("Conv2d input", input, self.in_channels())
     }
 
     /// This layer with `bn` folded in (weights scaled per output channel,
@@ -197,11 +195,8 @@ impl<F: Float> Conv2d<F> {
     /// # Errors
     /// [`Error::ChannelMismatch`] if `bn` does not have `C_out` channels.
     pub fn fold_batch_norm(&self, bn: &BatchNorm<F>) -> Result<Self> {
-        bn.check_channels("Conv2d", self.out_channels())?;
-        Ok(Conv2d::assemble(
-            self.core.fold(bn, self.out_channels()),
-            self.groups,
-        ))
+        let core = self.core.fold("Conv2d", bn, self.out_channels())?;
+        Ok(Conv2d::assemble(core, self.groups))
     }
 
     super::layer_methods!();

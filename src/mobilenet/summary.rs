@@ -1,11 +1,9 @@
 //! The per-layer cost table of a MobileNet configuration.
 
-use std::fmt::Write;
-
 use super::{LayerKind, LayerSpec, MobileNetConfig};
 use crate::cost::Cost;
 use crate::error::Result;
-use crate::net::thousands;
+use crate::net::summary::{Cells, cells, markdown_table, text_table, total_cells, totals_line};
 
 /// One row of the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,59 +103,30 @@ impl Summary {
             .collect()
     }
 
-    fn cells(&self) -> (Vec<[String; 7]>, [String; 7]) {
-        let header = [
-            "layer",
-            "type / stride",
-            "filter shape",
-            "input",
-            "output",
-            "mult-adds",
-            "params",
-        ]
-        .map(String::from);
-        let mut rows: Vec<[String; 7]> = self
+    fn cells(&self) -> Vec<Cells> {
+        let mut rows: Vec<Cells> = self
             .rows
             .iter()
             .map(|r| {
-                [
+                let kind = format!("{} / s{}", r.spec.kind.label(), r.spec.stride);
+                let (input, output) = (hwc(r.spec.input), hwc(r.spec.output));
+                cells(
                     r.spec.name.clone(),
-                    format!("{} / s{}", r.spec.kind.label(), r.spec.stride),
+                    kind,
                     r.filter(),
-                    hwc(r.spec.input),
-                    hwc(r.spec.output),
-                    thousands(r.cost.mult_adds),
-                    thousands(r.cost.params.weights),
-                ]
+                    input,
+                    output,
+                    &r.cost,
+                )
             })
             .collect();
-        rows.push([
-            "total".into(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            thousands(self.total.mult_adds),
-            thousands(self.total.params.weights),
-        ]);
-        (rows, header)
+        rows.push(total_cells(&self.total));
+        rows
     }
 
-    /// The totals and conventions, as lines under the table.
+    /// The totals and conventions, as a line under the table.
     fn footer(&self) -> String {
-        let p = self.total.params;
-        format!(
-            "{}: {} mult-adds ({} FLOPs), {} parameters (paper: conv + FC weights); \
-             stored in all: {} (+ {} biases, {} BN γ/β, {} BN mean/var)",
-            self.config.name(),
-            thousands(self.total.mult_adds),
-            thousands(self.total.flops()),
-            thousands(p.weights),
-            thousands(p.total()),
-            thousands(p.biases),
-            thousands(p.bn_affine),
-            thousands(p.bn_stats),
-        )
+        totals_line(&self.config.name(), "paper: conv + FC weights", &self.total)
     }
 
     /// The breakdown by layer type as lines `type: x% of mult-adds, y% of parameters`.
@@ -177,57 +146,17 @@ impl Summary {
 
     /// The table as aligned plain text, then totals and the breakdown.
     pub fn to_text(&self) -> String {
-        let (rows, header) = self.cells();
-        let widths: Vec<usize> = (0..7)
-            .map(|i| {
-                rows.iter()
-                    .chain([&header])
-                    .map(|r| r[i].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut out = String::new();
-        let line = |out: &mut String, r: &[String; 7]| {
-            for (i, cell) in r.iter().enumerate() {
-                let pad = widths[i] - cell.chars().count();
-                // Numbers right-aligned, text left-aligned.
-                if i >= 5 {
-                    let _ = write!(out, "{}{}  ", " ".repeat(pad), cell);
-                } else {
-                    let _ = write!(out, "{}{}  ", cell, " ".repeat(pad));
-                }
-            }
-            out.truncate(out.trim_end().len());
-            out.push('\n');
-        };
-        line(&mut out, &header);
-        out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 12));
-        out.push('\n');
-        for r in &rows {
-            line(&mut out, r);
-        }
-        out.push('\n');
-        out.push_str(&self.footer());
-        out.push('\n');
-        out.push_str(&self.breakdown_lines("  "));
-        out
+        let table = text_table(&self.cells());
+        format!("{table}\n{}\n{}", self.footer(), self.breakdown_lines("  "))
     }
 
     /// The table as GitHub markdown, then totals and the breakdown.
     pub fn to_markdown(&self) -> String {
-        let (rows, header) = self.cells();
-        let mut out = format!(
-            "| {} |\n| --- | --- | --- | --- | --- | ---: | ---: |\n",
-            header.join(" | ")
-        );
-        for r in &rows {
-            let _ = writeln!(out, "| {} |", r.join(" | "));
-        }
-        out.push('\n');
-        out.push_str(&self.footer());
-        out.push_str("\n\n");
-        out.push_str(&self.breakdown_lines("- "));
-        out
+        let table = markdown_table(&self.cells());
+        format!(
+            "{table}\n{}\n\n{}",
+            self.footer(),
+            self.breakdown_lines("- ")
+        )
     }
 }

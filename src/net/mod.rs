@@ -31,9 +31,8 @@
 
 mod residual;
 mod sequential;
-mod summary;
+pub(crate) mod summary;
 
 pub use residual::Residual;
 pub use sequential::Sequential;
 pub use summary::Summary;
-pub(crate) use summary::thousands;

@@ -46,14 +46,106 @@ const HEADER: [&str; 7] = [
     "params",
 ];
 
+/// A table row: the five descriptive cells, then the cost's mult-adds and
+/// weights.
+pub(crate) type Cells = [String; 7];
+
+/// The cells of a row: `name`, `kind`, `filter`, `input`, `output` and `cost`.
+pub(crate) fn cells(
+    name: String,
+    kind: String,
+    filter: String,
+    input: String,
+    output: String,
+    cost: &Cost,
+) -> Cells {
+    [
+        name,
+        kind,
+        filter,
+        input,
+        output,
+        thousands(cost.mult_adds),
+        thousands(cost.params.weights),
+    ]
+}
+
+/// The `total` row.
+pub(crate) fn total_cells(total: &Cost) -> Cells {
+    let blank = String::new;
+    cells("total".into(), blank(), blank(), blank(), blank(), total)
+}
+
+/// `rows` as aligned plain text under the header (numbers right-aligned).
+pub(crate) fn text_table(rows: &[Cells]) -> String {
+    let header = HEADER.map(String::from);
+    let widths: Vec<usize> = (0..7)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let line = |out: &mut String, r: &Cells| {
+        for (i, cell) in r.iter().enumerate() {
+            let pad = " ".repeat(widths[i] - cell.chars().count());
+            let _ = match i >= 5 {
+                true => write!(out, "{pad}{cell}  "),
+                false => write!(out, "{cell}{pad}  "),
+            };
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+    };
+    line(&mut out, &header);
+    out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 12));
+    out.push('\n');
+    for r in rows {
+        line(&mut out, r);
+    }
+    out
+}
+
+/// `rows` as a GitHub markdown table.
+pub(crate) fn markdown_table(rows: &[Cells]) -> String {
+    let mut out = format!(
+        "| {} |\n| --- | --- | --- | --- | --- | ---: | ---: |\n",
+        HEADER.join(" | ")
+    );
+    for r in rows {
+        let _ = writeln!(out, "| {} |", r.join(" | "));
+    }
+    out
+}
+
+/// The totals line: `{what}: … mult-adds (… FLOPs), … parameters ({weights});
+/// stored in all: …`.
+pub(crate) fn totals_line(what: &str, weights: &str, total: &Cost) -> String {
+    let p = total.params;
+    format!(
+        "{what}: {} mult-adds ({} FLOPs), {} parameters ({weights}); \
+         stored in all: {} (+ {} biases, {} BN γ/β, {} BN mean/var)",
+        thousands(total.mult_adds),
+        thousands(total.flops()),
+        thousands(p.weights),
+        thousands(p.total()),
+        thousands(p.biases),
+        thousands(p.bn_affine),
+        thousands(p.bn_stats),
+    )
+}
+
 impl Summary {
     pub(crate) fn new(input: [usize; 4], rows: Vec<SummaryRow>) -> Self {
         let total = rows.iter().map(|r| r.cost).sum();
         Summary { input, rows, total }
     }
 
-    fn cells(&self) -> Vec<[String; 7]> {
-        let mut rows: Vec<[String; 7]> = self
+    fn cells(&self) -> Vec<Cells> {
+        let mut rows: Vec<Cells> = self
             .rows
             .iter()
             .map(|r| {
@@ -62,98 +154,35 @@ impl Summary {
                     Some([sh, sw]) => format!("{} / s{sh}×{sw}", r.info.kind),
                     None => r.info.kind.to_owned(),
                 };
-                [
+                let filter = r.info.filter.clone().unwrap_or_default();
+                cells(
                     r.name.clone(),
                     kind,
-                    r.info.filter.clone().unwrap_or_default(),
+                    filter,
                     hwc(r.input),
                     hwc(r.output),
-                    thousands(r.cost.mult_adds),
-                    thousands(r.cost.params.weights),
-                ]
+                    &r.cost,
+                )
             })
             .collect();
-        rows.push([
-            "total".into(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            thousands(self.total.mult_adds),
-            thousands(self.total.params.weights),
-        ]);
+        rows.push(total_cells(&self.total));
         rows
     }
 
-    /// The totals and the conventions, as a line under the table.
     fn footer(&self) -> String {
-        let p = self.total.params;
-        format!(
-            "batch {}: {} mult-adds ({} FLOPs), {} parameters (conv + dense weights); \
-             stored in all: {} (+ {} biases, {} BN γ/β, {} BN mean/var)",
-            self.input[0],
-            thousands(self.total.mult_adds),
-            thousands(self.total.flops()),
-            thousands(p.weights),
-            thousands(p.total()),
-            thousands(p.biases),
-            thousands(p.bn_affine),
-            thousands(p.bn_stats),
-        )
+        let what = format!("batch {}", self.input[0]);
+        totals_line(&what, "conv + dense weights", &self.total)
     }
 
     /// The table as aligned plain text (numbers right-aligned), then the totals.
     pub fn to_text(&self) -> String {
-        let rows = self.cells();
-        let header = HEADER.map(String::from);
-        let widths: Vec<usize> = (0..7)
-            .map(|i| {
-                rows.iter()
-                    .chain([&header])
-                    .map(|r| r[i].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut out = String::new();
-        let line = |out: &mut String, r: &[String; 7]| {
-            for (i, cell) in r.iter().enumerate() {
-                let pad = " ".repeat(widths[i] - cell.chars().count());
-                let _ = match i >= 5 {
-                    true => write!(out, "{pad}{cell}  "),
-                    false => write!(out, "{cell}{pad}  "),
-                };
-            }
-            out.truncate(out.trim_end().len());
-            out.push('\n');
-        };
-        line(&mut out, &header);
-        out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 12));
-        out.push('\n');
-        for r in &rows {
-            line(&mut out, r);
-        }
-        out.push('\n');
-        out.push_str(&self.footer());
-        out.push('\n');
-        out
+        format!("{}\n{}\n", text_table(&self.cells()), self.footer())
     }
 
     /// The table as GitHub markdown, then the totals.
     pub fn to_markdown(&self) -> String {
-        let mut out = format!(
-            "| {} |\n| --- | --- | --- | --- | --- | ---: | ---: |\n",
-            HEADER.join(" | ")
-        );
-        for r in &self.cells() {
-            let _ = writeln!(out, "| {} |", r.join(" | "));
-        }
-        out.push('\n');
-        out.push_str(&self.footer());
-        out.push('\n');
-        out
+        format!("{}\n{}\n", markdown_table(&self.cells()), self.footer())
     }
-
     /// The table as JSON: `{"input": [N, H, W, C], "layers": [{"name",
     /// "kind", "stride", "filter", "input", "output", "mult_adds", "params":
     /// {"weights", "biases", "bn_affine", "bn_stats"}}, …], "total": {…}}`.
