@@ -1,6 +1,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
-//! Depthwise-separable convolution on ndarray, and a paper-exact MobileNet v1.
+//! Depthwise-separable convolution on ndarray, the layers to compose
+//! networks of it, and a paper-exact MobileNet v1.
 //!
 //! # Layers
 //!
@@ -10,14 +11,23 @@
 //! | [`DepthwiseConv2d`] | `[kh, kw, C, m]` | `[N, H, W, C]` → `[N, OH, OW, C·m]` (channel `c·m + j`) |
 //! | [`PointwiseConv2d`] | `[C_in, C_out]` | `[N, H, W, C_in]` → `[N, H, W, C_out]` |
 //! | [`SeparableConv2d`] | depthwise + pointwise | `[N, H, W, C]` → `[N, OH, OW, C_out]` |
-//! | [`BatchNorm`] | γ, β, mean, variance `[C]` | any NHWC, in place or folded into a conv |
+//! | [`Dense`] | `[H·W·C, K]` | `[N, H, W, C]` → `[N, 1, 1, K]` |
+//! | [`BatchNorm`] | γ, β, mean, variance `[C]` | any NHWC, or folded into a conv |
+//! | [`Activation`] | – | any NHWC (convs and dense fuse theirs) |
+//! | [`AvgPool2d`], [`MaxPool2d`] | – | `[N, H, W, C]` → `[N, OH, OW, C]` |
+//! | [`GlobalAvgPool`], [`Flatten`] | – | `[N, H, W, C]` → `[N, 1, 1, C]`, `[N, 1, 1, H·W·C]` |
+//! | [`Sequential`], [`Residual`] | their layers | as the layers chain |
 //!
 //! Activations are NHWC (`[batch, row, col, channel]`), any [`ndarray::ArrayView4`];
-//! biases are `[C_out]`. Every layer is built through a validating builder,
-//! runs with `forward` (new array) or `forward_into` (caller's buffer), reports
-//! `output_shape` and `cost`, and fuses its bias and [`Activation`] into the
-//! output pass. [`Padding::Same`] is TensorFlow's asymmetric SAME; PyTorch's
-//! `padding=p` is [`Padding::symmetric`]; [`layout`] converts PyTorch tensors.
+//! biases are `[C_out]`. Every layer implements [`Layer`]: its output shape,
+//! cost and scratch from an input shape alone, and a forward into the
+//! caller's output with the caller's scratch
+//! ([`forward_with_scratch`](Layer::forward_with_scratch), which allocates
+//! nothing), with `forward` (new array) and `forward_into` on top. Convs are
+//! built through validating builders, choose their kernel once when built,
+//! and fuse bias and [`Activation`] into the output pass. [`Padding::Same`]
+//! is TensorFlow's asymmetric SAME; PyTorch's `padding=p` is
+//! [`Padding::symmetric`]; [`layout`] converts PyTorch tensors.
 //!
 //! ```
 //! use ndarray::Array4;
@@ -33,11 +43,25 @@
 //! # Ok::<(), sepconv::Error>(())
 //! ```
 //!
+//! # Composing networks
+//!
+//! A [`Sequential`] holds any layers (a [`Residual`] among them) and checks
+//! shapes between them, naming the layer that does not fit
+//! ([`Error::Layer`]). It plans its buffers from shapes alone, once per input
+//! shape, so every forward after the first allocates nothing but its output.
+//! [`Sequential::summary`] prints the per-layer table (type, stride, filter,
+//! shapes, mult-adds, parameters) as text, markdown or JSON, and
+//! [`init`] draws seeded He or Glorot weights. See [`net`] for an example,
+//! and `examples/custom_net.rs`.
+//!
 //! # Modules
 //!
 //! - [`mobilenet`]: the MobileNet v1 builder (α, ρ, variants), its paper-exact
 //!   [`Summary`](mobilenet::Summary), weights (seeded, safetensors, TensorFlow
-//!   frozen graphs) and the inference network.
+//!   frozen graphs) and the inference network, a [`Sequential`].
+//! - [`net`]: [`Sequential`], [`Residual`] and [`net::Summary`]; [`layer`]:
+//!   the [`Layer`] trait; [`pool`], [`dense`]: the layers around the convs;
+//!   [`init`]: seeded initializers.
 //! - [`reference`](mod@reference): the naive oracle every fast path is tested against.
 //! - [`cost`]: mult-adds and parameters from shapes, in the paper's convention.
 //! - [`geometry`]: padding and output sizes, the only place they are computed.
@@ -53,10 +77,12 @@
 //! # Safety
 //!
 //! `unsafe` is denied at the crate root and allowed only in the private
-//! `kernels` module (raw GEMM calls, the AVX2+FMA micro-kernel and its
-//! `#[target_feature]` wrappers), each block with a `SAFETY` comment. CPU
-//! features are detected at run time; see [`Algorithm`] for the paths and how
-//! to force one.
+//! `kernels` module (raw GEMM calls, the AVX2+FMA kernels and their
+//! `#[target_feature]` wrappers, and the `TypeId`-checked casts that hand a
+//! generic buffer to the f32 kernels), each block with a `SAFETY` comment.
+//! CPU features are detected at run time, once; a SIMD kernel takes a token
+//! that only detection makes. See [`Algorithm`] for the paths and how to
+//! force one.
 
 pub mod activation;
 pub mod conv;

@@ -1,7 +1,7 @@
 //! Convolution layers: standard, depthwise, pointwise and depthwise separable.
 //!
 //! Every layer takes NHWC activations (`[batch, row, col, channel]`) as any
-//! [`ArrayView4`](ndarray::ArrayView4) (non-contiguous and negatively strided views included),
+//! [`ndarray::ArrayView4`] (non-contiguous and negatively strided views included),
 //! validates it, and returns a new array ([`forward`](Conv2d::forward)) or
 //! writes into a caller's buffer ([`forward_into`](Conv2d::forward_into)).
 //! Bias and activation are fused into the output pass.
