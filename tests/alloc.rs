@@ -1,8 +1,11 @@
 //! A forward pass after the first allocates nothing but its output, for
 //! MobileNet and for a network composed from the public API.
 //!
-//! A counting global allocator sees every allocation of every thread while
-//! a later forward runs. With one rayon thread that is exactly the output.
+//! A counting global allocator sees every allocation of the test's threads
+//! (the test's own and its pools' workers, which mark themselves) while a
+//! later forward runs; the harness's threads, which may be reporting another
+//! test meanwhile, are not counted. With one rayon thread that is exactly the
+//! output.
 //! With two, rayon's scheduler itself allocates on each forward: two blocks,
 //! 1,520 B (the size of a crossbeam-deque injector block) and 2,304 B,
 //! measured on rayon 1.12; the test bounds those at 4 KiB, the same for
@@ -22,13 +25,35 @@ use sepconv::{
 struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Whether this thread's allocations count: the test threads and their
+    /// pools' workers.
+    static OURS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether an allocation now counts.
+fn counts() -> bool {
+    COUNTING.load(Ordering::SeqCst) && OURS.with(|o| o.get())
+}
+
+/// A pool of `threads` whose workers' allocations count, and marks the
+/// calling thread as counted too.
+fn pool(threads: usize) -> rayon::ThreadPool {
+    OURS.with(|o| o.set(true));
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .start_handler(|_| OURS.with(|o| o.set(true)))
+        .build()
+        .unwrap()
+}
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 static BYTES: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
+        if counts() {
             ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
             BYTES.fetch_add(layout.size(), Ordering::SeqCst);
         }
@@ -40,7 +65,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
+        if counts() {
             ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
             BYTES.fetch_add(new_size, Ordering::SeqCst);
         }
@@ -121,10 +146,7 @@ fn composed_network_allocates_only_its_output() {
         let x = Array4::<f32>::from_elem((batch, 40, 40, 3), 0.25);
         let mut outputs = Vec::new();
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = pool(threads);
             let (second, allocations, bytes) = pool.install(|| {
                 let first = net.forward(x.view()).unwrap();
                 let (second, allocations, bytes) = counted(|| net.forward(x.view()).unwrap());
@@ -188,10 +210,7 @@ fn second_forward_allocates_only_its_output() {
         let net = MobileNet::<f32>::seeded(&config, 1).unwrap();
         let x = Array4::<f32>::from_elem(net.input_shape(batch), 0.5);
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = pool(threads);
             let (allocations, bytes) = pool.install(|| {
                 let first = net.forward(x.view()).unwrap();
                 assert_eq!(net.forward(x.view()).unwrap(), first);
