@@ -17,7 +17,7 @@ use crate::Float;
 use crate::activation::Activation;
 use crate::conv::Algorithm;
 use crate::error::{Error, Result};
-use crate::kernels::{Avx2Fma, cast, gemm_f32};
+use crate::kernels::{Avx2Fma, Avx512F, cast, gemm_f32};
 
 /// The instruction set a layer's kernels are planned for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub(crate) enum Isa {
     Portable,
     /// x86-64 AVX2 + FMA.
     Avx2Fma(Avx2Fma),
+    /// x86-64 AVX-512F, with AVX2 + FMA for the kernels without an AVX-512
+    /// build.
+    Avx512F(Avx2Fma, Avx512F),
 }
 
 /// What `algorithm` runs on this CPU, or why it cannot.
@@ -36,6 +39,10 @@ pub(crate) fn isa(algorithm: Algorithm) -> std::result::Result<Isa, String> {
         Algorithm::Reference => Isa::Reference,
         Algorithm::Avx2Fma => Isa::Avx2Fma(
             Avx2Fma::detect().ok_or("Algorithm::Avx2Fma, but this CPU lacks AVX2 or FMA")?,
+        ),
+        Algorithm::Avx512F => Isa::Avx512F(
+            Avx2Fma::detect().ok_or("Algorithm::Avx512F, but this CPU lacks AVX2 or FMA")?,
+            Avx512F::detect().ok_or("Algorithm::Avx512F, but this CPU lacks AVX-512F")?,
         ),
         _ => Isa::Portable,
     })
@@ -74,10 +81,10 @@ impl<K> Plan<K> {
     }
 }
 
-/// The CPU token of an instruction set, where it has one.
+/// The AVX2+FMA token of an instruction set that includes it.
 pub(crate) fn avx2(isa: Isa) -> Option<Avx2Fma> {
     match isa {
-        Isa::Avx2Fma(cpu) => Some(cpu),
+        Isa::Avx2Fma(cpu) | Isa::Avx512F(cpu, _) => Some(cpu),
         _ => None,
     }
 }
@@ -95,20 +102,33 @@ pub(crate) enum GemmKernel {
         /// The packed weight and bias (shared by clones of the layer).
         packed: Arc<gemm_f32::PackedB>,
     },
+    /// The same on AVX-512F: 32-column panels, a 12 × 32 tile.
+    Avx512F32 {
+        /// The CPU token.
+        cpu: Avx512F,
+        /// The packed weight and bias.
+        packed: Arc<gemm_f32::PackedB>,
+    },
 }
 
 impl GemmKernel {
     /// The GEMM for weight `w` (`K × N`) and `bias` under `isa`.
     pub(crate) fn plan<F: Float>(isa: Isa, w: ArrayView2<'_, F>, bias: Option<&[F]>) -> Self {
-        match (avx2(isa), cast::view2::<F, f32>(w)) {
-            (Some(cpu), Some(w)) => GemmKernel::Avx2FmaF32 {
+        let Some(w) = cast::view2::<F, f32>(w) else {
+            return GemmKernel::Portable;
+        };
+        let bias = bias.map(|b| cast::slice(b).expect("F is f32"));
+        let pack = |nr| Arc::new(gemm_f32::PackedB::new(w, bias, nr));
+        match isa {
+            Isa::Avx512F(_, cpu) => GemmKernel::Avx512F32 {
                 cpu,
-                packed: Arc::new(gemm_f32::PackedB::new(
-                    w,
-                    bias.map(|b| cast::slice(b).expect("F is f32")),
-                )),
+                packed: pack(gemm_f32::AVX512_NR),
             },
-            _ => GemmKernel::Portable,
+            Isa::Avx2Fma(cpu) => GemmKernel::Avx2FmaF32 {
+                cpu,
+                packed: pack(gemm_f32::AVX2_NR),
+            },
+            Isa::Portable | Isa::Reference => GemmKernel::Portable,
         }
     }
 
@@ -122,15 +142,22 @@ impl GemmKernel {
         act: Activation,
         parallel: bool,
     ) -> std::result::Result<(), ArrayViewMut2<'c, F>> {
-        let GemmKernel::Avx2FmaF32 { cpu, packed } = self else {
-            return Err(c);
-        };
-        if !gemm_f32::takes(a.strides(), c.strides(), a.ncols(), c.ncols()) {
+        if matches!(self, GemmKernel::Portable)
+            || !gemm_f32::takes(a.strides(), c.strides(), a.ncols(), c.ncols())
+        {
             return Err(c);
         }
         let c = cast::view2_mut::<F, f32>(c)?;
         let a = cast::view2::<F, f32>(a).expect("planned for f32");
-        gemm_f32::gemm(*cpu, a, packed, c, act, parallel);
+        match self {
+            GemmKernel::Avx2FmaF32 { cpu, packed } => {
+                gemm_f32::gemm(*cpu, a, packed, c, act, parallel)
+            }
+            GemmKernel::Avx512F32 { cpu, packed } => {
+                gemm_f32::gemm_avx512(*cpu, a, packed, c, act, parallel)
+            }
+            GemmKernel::Portable => unreachable!("returned above"),
+        }
         Ok(())
     }
 }

@@ -49,12 +49,18 @@ fn activation() -> impl Strategy<Value = Activation> {
     ]
 }
 
+/// `Auto` and every path this CPU runs (the SIMD paths it lacks are said
+/// once, on stderr).
 fn algorithm() -> impl Strategy<Value = Algorithm> {
-    prop_oneof![
-        Just(Algorithm::Auto),
-        Just(Algorithm::Portable),
-        Just(Algorithm::Reference)
-    ]
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        for a in Algorithm::unavailable() {
+            eprintln!("not tested here: Algorithm::{a:?} (this CPU cannot run it)");
+        }
+    });
+    let mut all = Algorithm::available();
+    all.push(Algorithm::Auto);
+    prop::sample::select(all)
 }
 
 /// Everything a conv test case varies.

@@ -34,6 +34,7 @@ use crate::geometry::{ConvParams, Padding};
 
 /// Which implementation a layer runs. The default, `Auto`, picks the fastest
 /// one this CPU supports; the others force a path, for tests and benchmarks.
+/// A layer resolves it once, when it is built (or given a new one).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Algorithm {
@@ -49,32 +50,45 @@ pub enum Algorithm {
     /// fused epilogue (pointwise, 1×1 and im2col convs), and the depthwise
     /// kernel compiled for AVX2+FMA (f32 and f64). Cases those kernels
     /// do not take (f64, grouped convs, inputs without unit channel stride)
-    /// run the portable code. A forward returns [`Error::Unsupported`] on a
-    /// CPU without AVX2 and FMA.
+    /// run the portable code. A layer built with it reports
+    /// [`Error::Unsupported`] from every forward on a CPU without AVX2 and FMA.
     Avx2Fma,
+    /// [`Avx2Fma`](Algorithm::Avx2Fma) with the f32 GEMM on AVX-512F (a
+    /// 12 × 32 register tile in 24 of the 32 zmm registers); the kernels
+    /// without an AVX-512 build run as `Avx2Fma`. Unsupported without
+    /// AVX-512F.
+    Avx512F,
 }
 
 impl Algorithm {
     /// The path a layer set to `self` runs on this CPU.
     ///
     /// `Auto` picks the fastest available path; the environment variable
-    /// `SEPCONV_ALGORITHM=portable` makes it pick `Portable` (to test the
-    /// portable path on a machine with SIMD, or to rule the kernels out).
+    /// `SEPCONV_ALGORITHM` caps it: `portable` makes it pick `Portable` (to
+    /// test the portable path on a machine with SIMD, or to rule the kernels
+    /// out), `avx2` at most `Avx2Fma` (to compare with AVX-512 on one
+    /// machine).
     ///
     /// # Errors
     /// [`Error::Unsupported`] for a forced path this CPU cannot run.
     pub fn resolve(self) -> Result<Algorithm> {
+        let avx2 = crate::kernels::Avx2Fma::detect().is_some();
+        let avx512 = crate::kernels::Avx512F::detect().is_some();
         match self {
-            Algorithm::Auto if env_forces_portable() => Ok(Algorithm::Portable),
-            Algorithm::Auto if crate::kernels::Avx2Fma::detect().is_some() => {
-                Ok(Algorithm::Avx2Fma)
-            }
-            Algorithm::Auto => Ok(Algorithm::Portable),
-            Algorithm::Avx2Fma if crate::kernels::Avx2Fma::detect().is_none() => {
-                Err(Error::Unsupported(
-                    "Algorithm::Avx2Fma was forced, but this CPU lacks AVX2 or FMA".into(),
-                ))
-            }
+            Algorithm::Auto => Ok(match env_cap() {
+                Some(Algorithm::Portable) => Algorithm::Portable,
+                Some(Algorithm::Avx2Fma) if avx2 => Algorithm::Avx2Fma,
+                None if avx512 => Algorithm::Avx512F,
+                _ if avx2 => Algorithm::Avx2Fma,
+                _ => Algorithm::Portable,
+            }),
+            Algorithm::Avx2Fma if !avx2 => Err(Error::Unsupported(
+                "Algorithm::Avx2Fma was forced, but this CPU lacks AVX2 or FMA".into(),
+            )),
+            Algorithm::Avx512F if !avx512 => Err(Error::Unsupported(
+                "Algorithm::Avx512F was forced, but this CPU lacks AVX-512F (or AVX2 and FMA)"
+                    .into(),
+            )),
             a => Ok(a),
         }
     }
@@ -85,14 +99,33 @@ impl Algorithm {
         if crate::kernels::Avx2Fma::detect().is_some() {
             v.push(Algorithm::Avx2Fma);
         }
+        if crate::kernels::Avx512F::detect().is_some() {
+            v.push(Algorithm::Avx512F);
+        }
         v
+    }
+
+    /// The SIMD paths this CPU cannot run (for tests to say what they skip).
+    pub fn unavailable() -> Vec<Algorithm> {
+        [Algorithm::Avx2Fma, Algorithm::Avx512F]
+            .into_iter()
+            .filter(|a| a.resolve().is_err())
+            .collect()
     }
 }
 
-fn env_forces_portable() -> bool {
-    static PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *PORTABLE.get_or_init(|| {
-        std::env::var("SEPCONV_ALGORITHM").is_ok_and(|v| v.eq_ignore_ascii_case("portable"))
+/// The cap `SEPCONV_ALGORITHM` puts on `Auto`: `portable` or `avx2`.
+fn env_cap() -> Option<Algorithm> {
+    static CAP: std::sync::OnceLock<Option<Algorithm>> = std::sync::OnceLock::new();
+    *CAP.get_or_init(|| {
+        let v = std::env::var("SEPCONV_ALGORITHM").ok()?;
+        if v.eq_ignore_ascii_case("portable") {
+            Some(Algorithm::Portable)
+        } else if v.eq_ignore_ascii_case("avx2") {
+            Some(Algorithm::Avx2Fma)
+        } else {
+            None
+        }
     })
 }
 

@@ -3,14 +3,17 @@
 //! `C = act(A · B + bias)` where `A` (`M × K`) is read in place, rows of unit
 //! column stride (an NHWC activation buffer or an im2col matrix), and `B`
 //! (`K × N`, the layer's weights) is packed once, at layer build time, into
-//! column panels of [`NR`] = 16: panel `j` holds `B[.., 16j .. 16j + 16]`
-//! row by row, zero-padded past `N`, with the bias padded the same way.
+//! column panels of `NR` = two vectors: panel `j` holds
+//! `B[.., NR·j .. NR·j + NR]` row by row, zero-padded past `N`, with the bias
+//! padded the same way.
 //!
-//! The AVX2+FMA micro-kernel keeps a 6 × 16 tile of `C` in twelve ymm
-//! registers and, per step of `k`, loads two vectors of the panel, broadcasts
-//! six elements of `A` and issues twelve FMAs; the whole `K` is accumulated in
-//! registers (no `C` reloads), and the epilogue adds the bias, clamps, and
-//! stores. The driver blocks rows so a block of `A` stays in L2 while the
+//! One micro-kernel body, generic over the vector ([`super::simd::Simd`]),
+//! keeps an `MR × NR` tile of `C` in registers and, per step of `k`, loads
+//! the panel's two vectors, broadcasts `MR` elements of `A` and issues `2·MR`
+//! FMAs; the whole `K` is accumulated in registers (no `C` reloads), and the
+//! epilogue adds the bias, clamps, and stores. AVX2+FMA runs it as 6 × 16 in
+//! twelve of its 16 ymm registers, AVX-512F as 12 × 32 in 24 of its 32 zmm
+//! registers (twice the FMAs per broadcast). The driver blocks rows so a block of `A` stays in L2 while the
 //! panels stream past it, and splits work over threads by rows (and by column
 //! panels when there are few rows). Each element of `C` is computed by the
 //! same sequence of FMAs whatever the split, so results do not depend on the
@@ -19,50 +22,56 @@
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 #[cfg(target_arch = "x86_64")]
+use super::simd::{Avx2, Avx512, Simd};
+#[cfg(target_arch = "x86_64")]
 use crate::parallel::for_each_chunk;
 
 use crate::activation::Activation;
 
-/// Columns per panel (two AVX vectors).
-pub(crate) const NR: usize = 16;
-/// Rows per micro-tile.
-pub(crate) const MR: usize = 6;
+/// Columns per panel of the AVX2 kernel (two 8-lane vectors).
+pub(crate) const AVX2_NR: usize = 16;
+/// Columns per panel of the AVX-512 kernel (two 16-lane vectors).
+pub(crate) const AVX512_NR: usize = 32;
 
 /// Weights `K × N` (and an optional bias) packed for [`gemm`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct PackedB {
     k: usize,
     n: usize,
-    /// `ceil(N / 16)` panels of `K × 16`.
+    /// Columns per panel: the kernel's NR.
+    nr: usize,
+    /// `ceil(N / nr)` panels of `K × nr`.
     panels: Vec<f32>,
-    /// `ceil(N / 16) · 16` bias values, zero-padded (zeros when there is none).
+    /// `ceil(N / nr) · nr` bias values, zero-padded (zeros when there is none).
     bias: Vec<f32>,
 }
 
 impl PackedB {
-    /// Packs `b` (`K × N`, any strides) and `bias` (`N`).
-    pub(crate) fn new(b: ArrayView2<'_, f32>, bias: Option<&[f32]>) -> Self {
+    /// Packs `b` (`K × N`, any strides) and `bias` (`N`) into panels of `nr`
+    /// columns.
+    pub(crate) fn new(b: ArrayView2<'_, f32>, bias: Option<&[f32]>, nr: usize) -> Self {
         let (k, n) = b.dim();
-        let np = n.div_ceil(NR);
-        let mut panels = vec![0.0; np * k * NR];
+        let np = n.div_ceil(nr);
+        let mut panels = vec![0.0; np * k * nr];
         for (j, panel) in panels
-            .chunks_exact_mut((k * NR).max(1))
+            .chunks_exact_mut((k * nr).max(1))
             .enumerate()
             .take(np)
         {
             for p in 0..k {
-                for c in 0..NR.min(n - j * NR) {
-                    panel[p * NR + c] = b[[p, j * NR + c]];
+                for c in 0..nr.min(n - j * nr) {
+                    panel[p * nr + c] = b[[p, j * nr + c]];
                 }
             }
         }
-        let mut padded = vec![0.0; np * NR];
+        let mut padded = vec![0.0; np * nr];
         if let Some(bias) = bias {
             padded[..n].copy_from_slice(bias);
         }
         PackedB {
             k,
             n,
+            nr,
             panels,
             bias: padded,
         }
@@ -88,6 +97,21 @@ pub(crate) fn available() -> bool {
     }
 }
 
+/// Whether the AVX-512F kernel can run on this CPU (detected once; AVX2 and
+/// FMA are asked for too, as the other kernels of that plan use them).
+pub(crate) fn available_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| available() && is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether [`gemm`] takes an `a` and a `c` with these strides, for `k`
 /// columns of `a` and `n` of `c`: rows read (and written) as contiguous runs
 /// (unit column stride, except where there is a single column) at
@@ -100,11 +124,27 @@ pub(crate) fn takes(a_strides: &[isize], c_strides: &[isize], k: usize, n: usize
         && c_strides[0] >= 0
 }
 
+/// Checks what every kernel assumes of its operands.
+fn check(a: &ArrayView2<'_, f32>, b: &PackedB, c: &ArrayViewMut2<'_, f32>, nr: usize) {
+    let (m, k) = a.dim();
+    assert!(
+        k == b.k && c.dim() == (m, b.n),
+        "packed gemm shapes do not chain: {m}×{k} · {:?} → {:?}",
+        b.dim(),
+        c.dim()
+    );
+    assert_eq!(b.nr, nr, "weights packed for another kernel");
+    assert!(
+        takes(a.strides(), c.strides(), k, b.n),
+        "packed gemm given views it does not take"
+    );
+}
+
 /// `c = act(a · b + bias)` with the AVX2+FMA kernel (`parallel`: split over
-/// threads).
+/// threads); `b` packed with [`AVX2_NR`] columns a panel.
 ///
-/// **Panics** if the shapes do not chain or the views are not ones
-/// [`takes`] accepts (bugs in the caller, which checks both).
+/// **Panics** if the shapes do not chain, `b` was packed for another kernel,
+/// or the views are not ones [`takes`] accepts (bugs in the caller).
 pub(crate) fn gemm(
     cpu: super::Avx2Fma,
     a: ArrayView2<'_, f32>,
@@ -113,31 +153,35 @@ pub(crate) fn gemm(
     act: Activation,
     parallel: bool,
 ) {
-    let (m, k) = a.dim();
-    assert!(
-        k == b.k && c.dim() == (m, b.n),
-        "packed gemm shapes do not chain: {m}×{k} · {:?} → {:?}",
-        b.dim(),
-        c.dim()
-    );
-    assert!(
-        takes(a.strides(), c.strides(), k, b.n),
-        "packed gemm given views it does not take"
-    );
-    if m == 0 || b.n == 0 {
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    run(a, b, c, act, parallel);
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (cpu, a, c, act, parallel);
-    #[cfg(target_arch = "x86_64")]
+    check(&a, b, &c, AVX2_NR);
     let _ = cpu;
+    #[cfg(target_arch = "x86_64")]
+    run::<Avx2Kernel>(a, b, c, act, parallel);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (a, c, act, parallel);
+}
+
+/// As [`gemm`], with the AVX-512F kernel; `b` packed with [`AVX512_NR`]
+/// columns a panel.
+pub(crate) fn gemm_avx512(
+    cpu: super::Avx512F,
+    a: ArrayView2<'_, f32>,
+    b: &PackedB,
+    c: ArrayViewMut2<'_, f32>,
+    act: Activation,
+    parallel: bool,
+) {
+    check(&a, b, &c, AVX512_NR);
+    let _ = cpu;
+    #[cfg(target_arch = "x86_64")]
+    run::<Avx512Kernel>(a, b, c, act, parallel);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (a, c, act, parallel);
 }
 
 /// The depth blocks of `K`: all of it up to 768, else equal blocks of at
-/// most 512, so that a block of a panel (`kc × 16` floats) stays in L1 and a
-/// block of `A` fits L2 with enough rows to reuse each panel. The split
+/// most 512, so that a block of a panel (`kc × NR` floats) stays near L1 and
+/// a block of `A` fits L2 with enough rows to reuse each panel. The split
 /// depends on `K` only, never on threads.
 fn depth_block(k: usize) -> usize {
     if k <= 768 {
@@ -147,18 +191,170 @@ fn depth_block(k: usize) -> usize {
     }
 }
 
-/// Rows of `A` per block, for `m` rows of depth `kc`: a block of `A`
-/// (`MC × kc` floats) should stay in L2 while the panels stream past it, and
-/// blocks are balanced (49 rows of K = 1024 are one block, not 48 + 1: each
-/// block streams all of `B` once).
-fn block_rows(m: usize, kc: usize) -> usize {
-    let most = ((256 * 1024 / 4) / kc.max(1)).max(MR);
+/// Rows of `A` per block, for `m` rows of depth `kc` and tiles of `mr`
+/// rows: a block of `A` (`MC × kc` floats) should stay in L2 while the panels
+/// stream past it, and blocks are balanced (49 rows of K = 1024 are one
+/// block, not 48 + 1: each block streams all of `B` once).
+fn block_rows(m: usize, kc: usize, mr: usize) -> usize {
+    let most = ((256 * 1024 / 4) / kc.max(1)).max(mr);
     let blocks = m.div_ceil(most).max(1);
-    m.div_ceil(blocks).next_multiple_of(MR)
+    m.div_ceil(blocks).next_multiple_of(mr)
+}
+
+/// Where a depth block stands in the sum, and the epilogue of the last.
+#[derive(Clone, Copy)]
+struct Step {
+    first: bool,
+    last: bool,
+    act: Activation,
+}
+
+/// An ISA's micro-kernels: its tile shape and the `#[target_feature]`
+/// wrappers of the two generic bodies.
+#[cfg(target_arch = "x86_64")]
+trait Kernel {
+    /// Rows per tile.
+    const MR: usize;
+    /// Columns per panel (two vectors).
+    const NR: usize;
+
+    /// [`tile_body`] for `rows` (1–MR) rows.
+    ///
+    /// # Safety
+    /// The ISA is available, and the contract of [`tile_body`] holds.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        rows: usize,
+        b: *const f32,
+        bias: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        cols: usize,
+        step: Step,
+    );
+
+    /// [`row_panels4_body`].
+    ///
+    /// # Safety
+    /// The ISA is available, and the contract of [`row_panels4_body`] holds.
+    unsafe fn row_panels4(
+        k: usize,
+        a: *const f32,
+        b: *const f32,
+        stride: usize,
+        bias: *const f32,
+        c: *mut f32,
+        act: Activation,
+    );
+}
+
+/// Instantiates the generic bodies for one ISA: a wrapper per row count and
+/// the dispatch over them.
+#[cfg(target_arch = "x86_64")]
+macro_rules! kernel {
+    ($kernel:ident, $simd:ty, $features:literal, $mr:literal, [$($r:literal),+]) => {
+        struct $kernel;
+
+        impl $kernel {
+            /// [`tile_body`] for exactly `R` rows, with the ISA enabled.
+            ///
+            /// # Safety
+            /// As [`tile_body`], on a CPU with the ISA.
+            #[inline]
+            #[target_feature(enable = $features)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn tile_rows<const R: usize>(
+                k: usize,
+                a: *const f32,
+                lda: usize,
+                b: *const f32,
+                bias: *const f32,
+                c: *mut f32,
+                ldc: usize,
+                cols: usize,
+                step: Step,
+            ) {
+                // SAFETY: passed on from the caller.
+                unsafe { tile_body::<$simd, R>(k, a, lda, b, bias, c, ldc, cols, step) }
+            }
+
+            /// [`row_panels4_body`] with the ISA enabled.
+            ///
+            /// # Safety
+            /// As [`row_panels4_body`], on a CPU with the ISA.
+            #[target_feature(enable = $features)]
+            unsafe fn row4(
+                k: usize,
+                a: *const f32,
+                b: *const f32,
+                stride: usize,
+                bias: *const f32,
+                c: *mut f32,
+                act: Activation,
+            ) {
+                // SAFETY: passed on from the caller.
+                unsafe { row_panels4_body::<$simd>(k, a, b, stride, bias, c, act) }
+            }
+        }
+
+        impl Kernel for $kernel {
+            const MR: usize = $mr;
+            const NR: usize = 2 * <$simd as Simd>::LANES;
+
+            unsafe fn tile(
+                k: usize,
+                a: *const f32,
+                lda: usize,
+                rows: usize,
+                b: *const f32,
+                bias: *const f32,
+                c: *mut f32,
+                ldc: usize,
+                cols: usize,
+                step: Step,
+            ) {
+                // SAFETY: the contract is passed on unchanged, with R = rows
+                // (a short last tile does only its own rows' work).
+                unsafe {
+                    match rows {
+                        $($r => Self::tile_rows::<$r>(k, a, lda, b, bias, c, ldc, cols, step),)+
+                        _ => Self::tile_rows::<1>(k, a, lda, b, bias, c, ldc, cols, step),
+                    }
+                }
+            }
+
+            unsafe fn row_panels4(
+                k: usize,
+                a: *const f32,
+                b: *const f32,
+                stride: usize,
+                bias: *const f32,
+                c: *mut f32,
+                act: Activation,
+            ) {
+                // SAFETY: passed on from the caller.
+                unsafe { Self::row4(k, a, b, stride, bias, c, act) }
+            }
+        }
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
-fn run(
+kernel!(Avx2Kernel, Avx2, "avx2,fma", 6, [6, 5, 4, 3, 2]);
+#[cfg(target_arch = "x86_64")]
+kernel!(
+    Avx512Kernel,
+    Avx512,
+    "avx512f",
+    14,
+    [14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+);
+
+#[cfg(target_arch = "x86_64")]
+fn run<K: Kernel>(
     a: ArrayView2<'_, f32>,
     b: &PackedB,
     c: ArrayViewMut2<'_, f32>,
@@ -166,7 +362,11 @@ fn run(
     parallel: bool,
 ) {
     let (m, n) = c.dim();
-    let panels = n.div_ceil(NR);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (mr, nr) = (K::MR, K::NR);
+    let panels = n.div_ceil(nr);
     let threads = if parallel {
         crate::parallel::threads()
     } else {
@@ -179,44 +379,45 @@ fn run(
     //
     // With more than one thread, about CHUNKS_PER_THREAD chunks a thread,
     // taken as threads free up, rather than one each: a core slowed by other
-    // load then does less of the work. Row chunks keep at least MIN_ROWS rows,
-    // as each streams all of B. (In-process A/B, 1.0-224 on 2 threads, ten
-    // pairs of medians: 0.4–3% faster in every pair; the 112×112×32→64
+    // load then does less of the work. Row chunks keep at least 16 tiles of
+    // rows, as each streams all of B. (In-process A/B, 1.0-224 on 2 threads,
+    // ten pairs of medians: 0.4–3% faster in every pair; the 112×112×32→64
     // pointwise layer 0.90–0.96 → 0.72–0.81 ms.) One thread keeps one chunk.
     const CHUNKS_PER_THREAD: usize = 4;
-    const MIN_ROWS: usize = 16 * MR;
+    let min_rows = 16 * mr;
     let chunks = if threads > 1 {
         threads * CHUNKS_PER_THREAD
     } else {
         1
     };
-    if (m < n || m < threads * 4 * MR) && panels > 1 {
-        let col_chunk = panels.div_ceil(chunks.min(panels)) * NR;
+    if (m < n || m < threads * 4 * mr) && panels > 1 {
+        let col_chunk = panels.div_ceil(chunks.min(panels)) * nr;
         for_each_chunk(c, Axis(1), col_chunk, |n0, part| {
-            block(a, b, n0 / NR, part, act)
+            block::<K>(a, b, n0 / nr, part, act)
         });
     } else {
         let row_chunk = m
             .div_ceil(chunks)
-            .max(MIN_ROWS.min(m.div_ceil(threads)))
-            .next_multiple_of(MR);
+            .max(min_rows.min(m.div_ceil(threads)))
+            .next_multiple_of(mr);
         for_each_chunk(c, Axis(0), row_chunk, |m0, part| {
             let rows = a.slice(ndarray::s![m0..m0 + part.nrows(), ..]);
-            block(rows, b, 0, part, act);
+            block::<K>(rows, b, 0, part, act);
         });
     }
 }
 
 /// One task: rows `a` (`m × K`) against panels `first_panel..` into `c`
-/// (`m × width`, `width` a multiple of 16 except at the right edge of `C`).
+/// (`m × width`, `width` a multiple of NR except at the right edge of `C`).
 #[cfg(target_arch = "x86_64")]
-fn block(
+fn block<K: Kernel>(
     a: ArrayView2<'_, f32>,
     b: &PackedB,
     first_panel: usize,
     mut c: ArrayViewMut2<'_, f32>,
     act: Activation,
 ) {
+    let (mr, nr) = (K::MR, K::NR);
     let (m, width) = c.dim();
     let k = b.k;
     let lda = a.strides()[0].max(0) as usize;
@@ -226,67 +427,76 @@ fn block(
     // classifier, M = 1 with B from memory: 0.55 ms, against 0.57–0.59 in two
     // depth passes.) Depth blocks never change a result: each output is the
     // same chain of FMAs over k, continued from the value stored in C.
-    let kc = if m <= MR { k.max(1) } else { depth_block(k) };
-    let mc = block_rows(m, kc);
+    let kc = if m <= mr { k.max(1) } else { depth_block(k) };
+    let mc = block_rows(m, kc, mr);
     let a_ptr = a.as_ptr();
     let c_ptr = c.as_mut_ptr();
+    let panels = width.div_ceil(nr);
     for p0 in (0..k).step_by(kc) {
         let depth = kc.min(k - p0);
         // The first depth block starts from zero, later ones add to C; the
         // last one adds the bias and applies the activation.
         let (first, last) = (p0 == 0, p0 + depth == k);
+        let step = Step { first, last, act };
         for mb in (0..m).step_by(mc) {
             let mb_end = (mb + mc).min(m);
             // A single row in one pass (the classifier): whole panels four
-            // at a time, see `row_panels4`.
+            // at a time, see `row_panels4_body`.
             let mut j0 = 0;
             if mb_end - mb == 1 && first && last {
-                while (j0 + 4) * NR <= width {
+                while (j0 + 4) * nr <= width {
                     // SAFETY: row mb of `a` has k floats (unit stride); panels
-                    // first_panel + j0 .. + 4 exist (their 64 columns are
-                    // inside `width`), each k × 16 floats, `PANEL` apart, with
-                    // 64 bias values; `c` row mb holds columns j0·16..+64.
+                    // first_panel + j0 .. + 4 exist (their 4·NR columns are
+                    // inside `width`), each k × NR floats, k·NR apart, with
+                    // 4·NR bias values; `c` row mb holds columns j0·NR..+4·NR.
+                    // The ISA was detected (the caller's token).
                     unsafe {
-                        row_panels4(
+                        K::row_panels4(
                             k,
                             a_ptr.add(mb * lda),
-                            b.panels[(first_panel + j0) * k * NR..][..4 * k * NR].as_ptr(),
-                            k * NR,
-                            b.bias[(first_panel + j0) * NR..][..4 * NR].as_ptr(),
-                            c_ptr.add(mb * ldc + j0 * NR),
+                            b.panels[(first_panel + j0) * k * nr..][..4 * k * nr].as_ptr(),
+                            k * nr,
+                            b.bias[(first_panel + j0) * nr..][..4 * nr].as_ptr(),
+                            c_ptr.add(mb * ldc + j0 * nr),
                             act,
                         );
                     }
                     j0 += 4;
                 }
             }
-            for j in j0..width.div_ceil(NR) {
-                let panel = &b.panels[(first_panel + j) * k * NR + p0 * NR..][..depth * NR];
-                let bias = &b.bias[(first_panel + j) * NR..][..NR];
-                let cols = NR.min(width - j * NR);
-                for m0 in (mb..mb_end).step_by(MR) {
-                    let rows = MR.min(mb_end - m0);
-                    // SAFETY: `a` is a view of m × k with row stride lda ≥ 0
-                    // and unit column stride (checked in `gemm`), so rows
-                    // m0..m0+rows and columns p0..p0+depth are in bounds;
-                    // `panel` holds depth × 16 floats and `bias` 16; `c` is a
-                    // unique view of m × width with row stride ldc and unit
-                    // column stride, and the kernel reads (when not `first`)
-                    // and writes only rows m0..m0+rows, columns
-                    // j·16..j·16+cols of it. The CPU has AVX2 and FMA
-                    // (`available()` was checked in `gemm`).
+            // Panel j's depth block, its bias, and its columns in `c`.
+            let panel = |j: usize| {
+                let p = &b.panels[(first_panel + j) * k * nr + p0 * nr..][..depth * nr];
+                (
+                    p.as_ptr(),
+                    b.bias[(first_panel + j) * nr..][..nr].as_ptr(),
+                    nr.min(width - j * nr),
+                )
+            };
+            for j in j0..panels {
+                let (panel, bias, cols) = panel(j);
+                for (m0, rows) in tiles(mb, mb_end, mr) {
+                    // SAFETY: `a` is a view of m × k with row stride lda
+                    // ≥ 0 and unit column stride (checked in `gemm`), so
+                    // rows m0..m0+rows and columns p0..p0+depth are in
+                    // bounds; `panel` holds depth × NR floats and `bias`
+                    // NR; `c` is a unique view of m × width with row
+                    // stride ldc and unit column stride, and the kernel
+                    // reads (when not `first`) and writes only rows
+                    // m0..m0+rows, columns j·NR..j·NR+cols of it. The ISA
+                    // was detected (the caller's token).
                     unsafe {
-                        tile_avx2(
+                        K::tile(
                             depth,
                             a_ptr.add(m0 * lda + p0),
                             lda,
                             rows,
-                            panel.as_ptr(),
-                            bias.as_ptr(),
-                            c_ptr.add(m0 * ldc + j * NR),
+                            panel,
+                            bias,
+                            c_ptr.add(m0 * ldc + j * nr),
                             ldc,
                             cols,
-                            Step { first, last, act },
+                            step,
                         );
                     }
                 }
@@ -295,21 +505,41 @@ fn block(
     }
 }
 
+/// Rows `start..end` as tiles of at most `mr` rows, as even as can be (49
+/// rows of 12-row tiles: 10, 10, 10, 10, 9, not 12, 12, 12, 12, 1, whose
+/// last tile would stream a whole panel for one row): `(first row, rows)`.
+fn tiles(start: usize, end: usize, mr: usize) -> impl Iterator<Item = (usize, usize)> {
+    let m = end - start;
+    let n = m.div_ceil(mr).max(1);
+    let (base, extra) = (m / n, m % n);
+    (0..n)
+        .scan(start, move |row, t| {
+            let rows = base + usize::from(t < extra);
+            let first = *row;
+            *row += rows;
+            Some((first, rows))
+        })
+        .filter(|&(_, rows)| rows > 0)
+}
+
+/// The widest panel of any kernel, for the stack buffers of partial tiles.
+const MAX_NR: usize = AVX512_NR;
+
 /// One row of `A` (all of K) against four consecutive whole panels, bias
 /// and activation fused: eight independent accumulators and four streams of
 /// `B` at once. A one-row tile has one panel's two FMA chains to wait on and
 /// one stream of `B` from memory; the classifier (M = 1, 4 MB of weights) is
 /// that case: 1 × 1024 × 1000 went from 0.48–0.53 to 0.31–0.34 ms with caches
-/// flushed between calls (interleaved A/B, 1 thread). Each output is the same
-/// chain of FMAs over k as in the tile, so the bits do not change.
+/// flushed between calls (interleaved A/B, 1 thread, AVX2). Each output is the
+/// same chain of FMAs over k as in the tile, so the bits do not change.
 ///
 /// # Safety
-/// AVX2 and FMA are available; `a` points at k floats; `b` at four panels of
-/// k × 16 floats, `stride` floats apart; `bias` at 64 floats; `c` at 64
-/// writable floats.
+/// `S`'s ISA is enabled; `a` points at k floats; `b` at four panels of
+/// k × NR floats (NR = 2·LANES), `stride` floats apart; `bias` at 4·NR
+/// floats; `c` at 4·NR writable floats.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn row_panels4(
+#[inline(always)]
+unsafe fn row_panels4_body<S: Simd>(
     k: usize,
     a: *const f32,
     b: *const f32,
@@ -318,89 +548,40 @@ unsafe fn row_panels4(
     c: *mut f32,
     act: Activation,
 ) {
-    use super::lanes::activate;
-    use std::arch::x86_64::*;
+    let (l, nr) = (S::LANES, 2 * S::LANES);
     // SAFETY (whole body): offsets stay inside the regions of the contract:
-    // p < k, q < 4, lanes < 16.
+    // p < k, q < 4, lanes < NR.
     unsafe {
-        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        let mut acc = [[S::zero(); 2]; 4];
         for p in 0..k {
-            let av = _mm256_broadcast_ss(&*a.add(p));
+            let av = S::splat(a.add(p));
             for (q, acc) in acc.iter_mut().enumerate() {
-                let bq = b.add(q * stride + p * NR);
-                acc[0] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bq), acc[0]);
-                acc[1] = _mm256_fmadd_ps(av, _mm256_loadu_ps(bq.add(8)), acc[1]);
+                let bq = b.add(q * stride + p * nr);
+                acc[0] = S::fma(av, S::load(bq), acc[0]);
+                acc[1] = S::fma(av, S::load(bq.add(l)), acc[1]);
             }
         }
-        let finish = |v: __m256| activate(act, v);
         for (q, acc) in acc.iter().enumerate() {
             for (h, &v) in acc.iter().enumerate() {
-                let o = q * NR + 8 * h;
-                _mm256_storeu_ps(
-                    c.add(o),
-                    finish(_mm256_add_ps(v, _mm256_loadu_ps(bias.add(o)))),
-                );
+                let o = q * nr + l * h;
+                S::store(c.add(o), S::activate(act, S::add(v, S::load(bias.add(o)))));
             }
         }
     }
 }
 
-/// Where a depth block stands in the sum, and the epilogue of the last.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-struct Step {
-    first: bool,
-    last: bool,
-    act: Activation,
-}
-
-/// The 6 × 16 micro-kernel, for `rows` (1–6) rows: dispatches to the build
-/// for that row count, so a short last tile (49 = 8·6 + 1 rows) does only
-/// its own rows' work. Columns past `cols` are computed on the zero padding
-/// of the panel and not stored.
+/// The `R × NR` micro-kernel (NR = 2·LANES). Columns past `cols` are
+/// computed on the zero padding of the panel and not stored.
 ///
 /// # Safety
-/// AVX2 and FMA are available; `a` points at `rows` (1–6) rows of `k` floats
-/// spaced `lda` apart; `b` at `k × 16` floats; `bias` at 16 floats; `c` at
-/// `rows` rows of `cols` (1–16) writable floats spaced `ldc` apart, which
-/// hold the partial sums of the earlier depth blocks unless `step.first`.
+/// `S`'s ISA is enabled; `a` points at `R` rows of `k` floats spaced `lda`
+/// apart; `b` at `k × NR` floats; `bias` at NR floats; `c` at `R` rows of
+/// `cols` (1–NR) writable floats spaced `ldc` apart, which hold the partial
+/// sums of the earlier depth blocks unless `step.first`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx2(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    rows: usize,
-    b: *const f32,
-    bias: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    cols: usize,
-    step: Step,
-) {
-    // SAFETY: the contract is passed on unchanged, with R = rows.
-    unsafe {
-        match rows {
-            6 => tile_rows::<6>(k, a, lda, b, bias, c, ldc, cols, step),
-            5 => tile_rows::<5>(k, a, lda, b, bias, c, ldc, cols, step),
-            4 => tile_rows::<4>(k, a, lda, b, bias, c, ldc, cols, step),
-            3 => tile_rows::<3>(k, a, lda, b, bias, c, ldc, cols, step),
-            2 => tile_rows::<2>(k, a, lda, b, bias, c, ldc, cols, step),
-            _ => tile_rows::<1>(k, a, lda, b, bias, c, ldc, cols, step),
-        }
-    }
-}
-
-/// [`tile_avx2`] for exactly `R` rows.
-///
-/// # Safety
-/// As [`tile_avx2`] with `rows = R`.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_rows<const R: usize>(
+unsafe fn tile_body<S: Simd, const R: usize>(
     k: usize,
     a: *const f32,
     lda: usize,
@@ -411,72 +592,70 @@ unsafe fn tile_rows<const R: usize>(
     cols: usize,
     step: Step,
 ) {
-    use super::lanes::activate;
-    use std::arch::x86_64::*;
-    debug_assert!((1..=MR).contains(&R) && (1..=NR).contains(&cols));
+    let (l, nr) = (S::LANES, 2 * S::LANES);
+    debug_assert!(R >= 1 && (1..=nr).contains(&cols) && nr <= MAX_NR);
     // SAFETY (whole body): the pointer offsets stay within the regions the
-    // caller guarantees: row r < R, p < k, panel offsets < 16·k.
+    // caller guarantees: row r < R, p < k, panel offsets < NR·k; the stack
+    // buffers hold MAX_NR ≥ NR floats.
     unsafe {
         let mut ar = [a; R];
         for (r, p) in ar.iter_mut().enumerate() {
             *p = a.add(r * lda);
         }
         // Later depth blocks start from what the earlier ones stored.
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        let mut acc = [[S::zero(); 2]; R];
         if !step.first {
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let src = c.add(r * ldc);
-                if cols == NR {
-                    acc_r[0] = _mm256_loadu_ps(src);
-                    acc_r[1] = _mm256_loadu_ps(src.add(8));
+                if cols == nr {
+                    acc_r[0] = S::load(src);
+                    acc_r[1] = S::load(src.add(l));
                 } else {
-                    let mut tmp = [0f32; NR];
+                    let mut tmp = [0f32; MAX_NR];
                     std::ptr::copy_nonoverlapping(src, tmp.as_mut_ptr(), cols);
-                    acc_r[0] = _mm256_loadu_ps(tmp.as_ptr());
-                    acc_r[1] = _mm256_loadu_ps(tmp.as_ptr().add(8));
+                    acc_r[0] = S::load(tmp.as_ptr());
+                    acc_r[1] = S::load(tmp.as_ptr().add(l));
                 }
             }
         }
         for p in 0..k {
-            let b0 = _mm256_loadu_ps(b.add(p * NR));
-            let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+            let b0 = S::load(b.add(p * nr));
+            let b1 = S::load(b.add(p * nr + l));
             for (r, ar) in ar.into_iter().enumerate() {
-                let av = _mm256_broadcast_ss(&*ar.add(p));
-                acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+                let av = S::splat(ar.add(p));
+                acc[r][0] = S::fma(av, b0, acc[r][0]);
+                acc[r][1] = S::fma(av, b1, acc[r][1]);
             }
         }
-        let zero = _mm256_setzero_ps();
+        let zero = S::zero();
         let (bias0, bias1) = if step.last {
-            (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8)))
+            (S::load(bias), S::load(bias.add(l)))
         } else {
             (zero, zero)
         };
-        // The activation keeps NaN as the scalar Activation::apply does
-        // (`lanes::activate`: max/min return their second operand on NaN).
+        // The activation keeps NaN as the scalar Activation::apply does.
         let act = if step.last {
             step.act
         } else {
             Activation::Identity
         };
-        let finish = |v: __m256| activate(act, v);
         for (r, acc_r) in acc.iter().enumerate() {
             let (v0, v1) = if step.last {
                 (
-                    finish(_mm256_add_ps(acc_r[0], bias0)),
-                    finish(_mm256_add_ps(acc_r[1], bias1)),
+                    S::activate(act, S::add(acc_r[0], bias0)),
+                    S::activate(act, S::add(acc_r[1], bias1)),
                 )
             } else {
                 (acc_r[0], acc_r[1])
             };
             let dst = c.add(r * ldc);
-            if cols == NR {
-                _mm256_storeu_ps(dst, v0);
-                _mm256_storeu_ps(dst.add(8), v1);
+            if cols == nr {
+                S::store(dst, v0);
+                S::store(dst.add(l), v1);
             } else {
-                let mut tmp = [0f32; NR];
-                _mm256_storeu_ps(tmp.as_mut_ptr(), v0);
-                _mm256_storeu_ps(tmp.as_mut_ptr().add(8), v1);
+                let mut tmp = [0f32; MAX_NR];
+                S::store(tmp.as_mut_ptr(), v0);
+                S::store(tmp.as_mut_ptr().add(l), v1);
                 std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
             }
         }
@@ -488,6 +667,31 @@ mod tests {
     use super::*;
     use ndarray::{Array2, s};
 
+    /// A kernel under test: its name, panel width, and the call.
+    type Gemm = Box<dyn Fn(ArrayView2<f32>, &PackedB, ArrayViewMut2<f32>, Activation, bool)>;
+
+    /// Every GEMM kernel this CPU runs (saying which it cannot).
+    fn kernels() -> Vec<(&'static str, usize, Gemm)> {
+        let mut v: Vec<(&'static str, usize, Gemm)> = Vec::new();
+        match super::super::Avx2Fma::detect() {
+            Some(cpu) => v.push((
+                "avx2",
+                AVX2_NR,
+                Box::new(move |a, b, c, act, par| gemm(cpu, a, b, c, act, par)),
+            )),
+            None => eprintln!("skipping the AVX2 kernel: no AVX2+FMA on this CPU"),
+        }
+        match super::super::Avx512F::detect() {
+            Some(cpu) => v.push((
+                "avx512",
+                AVX512_NR,
+                Box::new(move |a, b, c, act, par| gemm_avx512(cpu, a, b, c, act, par)),
+            )),
+            None => eprintln!("skipping the AVX-512 kernel: no AVX-512F on this CPU"),
+        }
+        v
+    }
+
     fn naive(a: ArrayView2<f32>, b: ArrayView2<f32>, bias: &[f32]) -> Array2<f64> {
         Array2::from_shape_fn((a.nrows(), b.ncols()), |(i, j)| {
             bias[j] as f64
@@ -497,50 +701,48 @@ mod tests {
         })
     }
 
-    /// Every edge: M around the 6-row tile, N around the 16-column panel, K
-    /// from 1 up (1030: several depth blocks, or one pass when M ≤ 6), into a
-    /// NaN-poisoned wider buffer whose other columns must stay untouched.
+    /// Every edge: M around the 6- and 12-row tiles, N around the 16- and
+    /// 32-column panels (four whole panels of either, which one row takes
+    /// together, then a tail), K from 1 up (1030: several depth blocks, or
+    /// one pass for a single tile), into a NaN-poisoned wider buffer whose
+    /// other columns must stay untouched.
     #[test]
     fn sizes_and_edges_against_naive() {
-        let Some(cpu) = super::super::Avx2Fma::detect() else {
-            eprintln!("skipping: no AVX2+FMA on this CPU (the portable path is tested elsewhere)");
-            return;
-        };
-        for m in [1, 5, 6, 7, 12, 13, 50] {
-            // 70: four whole panels (one row takes them together), then 6 columns.
-            for n in [1, 15, 16, 17, 33, 70] {
-                for k in [1, 2, 9, 64, 1030] {
-                    let a = Array2::from_shape_fn((m, k), |(i, j)| {
-                        ((i * 7 + j * 3) % 11) as f32 / 4.0 - 1.0
-                    });
-                    let b = Array2::from_shape_fn((k, n), |(i, j)| {
-                        ((i * 5 + j * 2) % 13) as f32 / 8.0 - 0.75
-                    });
-                    let bias: Vec<f32> = (0..n).map(|j| j as f32 / 16.0 - 0.5).collect();
-                    let packed = PackedB::new(b.view(), Some(&bias));
-                    let mut big = Array2::from_elem((m, n + 3), f32::NAN);
-                    gemm(
-                        cpu,
-                        a.view(),
-                        &packed,
-                        big.slice_mut(s![.., 1..n + 1]),
-                        Activation::Identity,
-                        m % 2 == 0,
-                    );
-                    let want = naive(a.view(), b.view(), &bias);
-                    for i in 0..m {
-                        assert!(
-                            big[[i, 0]].is_nan()
-                                && big[[i, n + 1]].is_nan()
-                                && big[[i, n + 2]].is_nan()
+        for (name, nr, gemm) in kernels() {
+            for m in [1, 5, 6, 7, 11, 12, 13, 25, 50] {
+                for n in [1, 15, 16, 17, 31, 33, 70, 135] {
+                    for k in [1, 2, 9, 64, 1030] {
+                        let a = Array2::from_shape_fn((m, k), |(i, j)| {
+                            ((i * 7 + j * 3) % 11) as f32 / 4.0 - 1.0
+                        });
+                        let b = Array2::from_shape_fn((k, n), |(i, j)| {
+                            ((i * 5 + j * 2) % 13) as f32 / 8.0 - 0.75
+                        });
+                        let bias: Vec<f32> = (0..n).map(|j| j as f32 / 16.0 - 0.5).collect();
+                        let packed = PackedB::new(b.view(), Some(&bias), nr);
+                        let mut big = Array2::from_elem((m, n + 3), f32::NAN);
+                        gemm(
+                            a.view(),
+                            &packed,
+                            big.slice_mut(s![.., 1..n + 1]),
+                            Activation::Identity,
+                            m % 2 == 0,
                         );
-                        for j in 0..n {
-                            // Dyadic inputs: exact.
-                            assert_eq!(
-                                big[[i, j + 1]] as f64,
-                                want[[i, j]],
-                                "m={m} n={n} k={k} at ({i}, {j})"
+                        let want = naive(a.view(), b.view(), &bias);
+                        for i in 0..m {
+                            assert!(
+                                big[[i, 0]].is_nan()
+                                    && big[[i, n + 1]].is_nan()
+                                    && big[[i, n + 2]].is_nan()
                             );
+                            for j in 0..n {
+                                // Dyadic inputs: exact.
+                                assert_eq!(
+                                    big[[i, j + 1]] as f64,
+                                    want[[i, j]],
+                                    "{name}: m={m} n={n} k={k} at ({i}, {j})"
+                                );
+                            }
                         }
                     }
                 }
@@ -551,57 +753,58 @@ mod tests {
     /// K large enough to split into depth blocks and rows into several L2 blocks.
     #[test]
     fn several_row_blocks() {
-        let Some(cpu) = super::super::Avx2Fma::detect() else {
-            eprintln!("skipping: no AVX2+FMA on this CPU");
-            return;
-        };
-        let (m, k, n) = (400, 1100, 20);
-        assert!(
-            block_rows(m, depth_block(k)) < m,
-            "the case must span several row blocks"
-        );
-        assert!(depth_block(k) < k, "and several depth blocks");
-        let a = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 4.0 - 1.0);
-        let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 2) % 13) as f32 / 8.0 - 0.75);
-        let packed = PackedB::new(b.view(), None);
-        let mut c = Array2::from_elem((m, n), f32::NAN);
-        gemm(
-            cpu,
-            a.view(),
-            &packed,
-            c.view_mut(),
-            Activation::Identity,
-            true,
-        );
-        let want = naive(a.view(), b.view(), &[0.0; 20]);
-        for ((i, j), &v) in c.indexed_iter() {
-            assert_eq!(v as f64, want[[i, j]], "({i}, {j})"); // multiples of 1/32 below 2^19: exact
+        for (name, nr, gemm) in kernels() {
+            let (m, k, n) = (400, 1100, 40);
+            assert!(
+                block_rows(m, depth_block(k), 14) < m,
+                "the case must span several row blocks"
+            );
+            assert!(depth_block(k) < k, "and several depth blocks");
+            let a =
+                Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 4.0 - 1.0);
+            let b =
+                Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 2) % 13) as f32 / 8.0 - 0.75);
+            let packed = PackedB::new(b.view(), None, nr);
+            let mut c = Array2::from_elem((m, n), f32::NAN);
+            gemm(a.view(), &packed, c.view_mut(), Activation::Identity, true);
+            let want = naive(a.view(), b.view(), &[0.0; 40]);
+            for ((i, j), &v) in c.indexed_iter() {
+                // Multiples of 1/32 below 2^19: exact.
+                assert_eq!(v as f64, want[[i, j]], "{name}: ({i}, {j})");
+            }
         }
     }
 
     #[test]
     fn activations_and_refusals() {
-        let Some(cpu) = super::super::Avx2Fma::detect() else {
-            eprintln!("skipping: no AVX2+FMA on this CPU");
-            return;
-        };
-        let a = Array2::from_shape_fn((7, 3), |(i, j)| i as f32 - j as f32 * 2.0);
-        let b = Array2::from_elem((3, 2), 1.5f32);
-        let packed = PackedB::new(b.view(), None);
-        let mut c = Array2::zeros((7, 2));
-        gemm(
-            cpu,
-            a.view(),
-            &packed,
-            c.view_mut(),
-            Activation::Relu6,
-            true,
-        );
-        for (i, row) in c.rows().into_iter().enumerate() {
-            let v = (i as f32 * 3.0 - 6.0) * 1.5;
-            assert_eq!(row[0], v.clamp(0.0, 6.0));
+        for (name, nr, gemm) in kernels() {
+            let a = Array2::from_shape_fn((7, 3), |(i, j)| i as f32 - j as f32 * 2.0);
+            let b = Array2::from_elem((3, 2), 1.5f32);
+            let packed = PackedB::new(b.view(), None, nr);
+            let mut c = Array2::zeros((7, 2));
+            gemm(a.view(), &packed, c.view_mut(), Activation::Relu6, true);
+            for (i, row) in c.rows().into_iter().enumerate() {
+                let v = (i as f32 * 3.0 - 6.0) * 1.5;
+                assert_eq!(row[0], v.clamp(0.0, 6.0), "{name}");
+            }
+            // NaN passes through ReLU and ReLU6 as the scalar path lets it.
+            let a = Array2::from_elem((2, 1), f32::NAN);
+            let b = Array2::from_elem((1, 3), 1.0f32);
+            let mut c = Array2::zeros((2, 3));
+            for act in [Activation::Relu, Activation::Relu6] {
+                gemm(
+                    a.view(),
+                    &PackedB::new(b.view(), None, nr),
+                    c.view_mut(),
+                    act,
+                    false,
+                );
+                assert!(c.iter().all(|v| v.is_nan()), "{name}: {act:?} lost a NaN");
+            }
         }
         // A column-strided A is handed back to the caller.
+        let a = Array2::from_shape_fn((7, 3), |(i, j)| i as f32 - j as f32 * 2.0);
+        let c = Array2::<f32>::zeros((7, 2));
         let at = a.t().as_standard_layout().into_owned();
         assert_eq!(at.t().strides(), &[1, 7]);
         assert!(!takes(at.t().strides(), c.strides(), 3, 2));

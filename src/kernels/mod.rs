@@ -20,6 +20,8 @@ pub(crate) mod gemm_f32;
 #[cfg(target_arch = "x86_64")]
 mod lanes;
 #[cfg(target_arch = "x86_64")]
+mod simd;
+#[cfg(target_arch = "x86_64")]
 mod window;
 
 /// Proof that this CPU runs AVX2 and FMA: only [`Avx2Fma::detect`] makes one.
@@ -30,5 +32,18 @@ impl Avx2Fma {
     /// The token, when this CPU has AVX2 and FMA (detected once).
     pub(crate) fn detect() -> Option<Self> {
         gemm_f32::available().then_some(Avx2Fma(()))
+    }
+}
+
+/// Proof that this CPU runs AVX-512F (and AVX2 and FMA, which every
+/// AVX-512 CPU has and the plans that use it also run): only
+/// [`Avx512F::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Avx512F(());
+
+impl Avx512F {
+    /// The token, when this CPU has AVX-512F, AVX2 and FMA (detected once).
+    pub(crate) fn detect() -> Option<Self> {
+        gemm_f32::available_avx512().then_some(Avx512F(()))
     }
 }

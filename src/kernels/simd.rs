@@ -1,0 +1,145 @@
+//! f32 vectors of one instruction set, for kernel bodies written once.
+//!
+//! A kernel body is an `#[inline(always)]` function generic over [`Simd`];
+//! each instruction set instantiates it inside a thin `#[target_feature]`
+//! wrapper (matrixmultiply's pattern), where the vector operations below,
+//! themselves `#[inline(always)]`, become single instructions. The AVX2
+//! instantiation's tests then cover the index, tile and tail logic that the
+//! AVX-512 one shares.
+
+use std::arch::x86_64::*;
+
+use crate::activation::Activation;
+
+/// One ISA's f32 vector and the operations the kernels use.
+///
+/// # Safety
+/// Every method may only run where the ISA's features are enabled (inside
+/// its `#[target_feature]` wrapper, on a CPU that has them); the pointer
+/// methods read or write [`LANES`](Self::LANES) floats.
+pub(super) trait Simd: Copy {
+    /// The vector.
+    type V: Copy;
+    /// f32 lanes in a vector.
+    const LANES: usize;
+    /// All zeros.
+    unsafe fn zero() -> Self::V;
+    /// `LANES` floats from `p` (unaligned).
+    unsafe fn load(p: *const f32) -> Self::V;
+    /// `v` to `LANES` floats at `p` (unaligned).
+    unsafe fn store(p: *mut f32, v: Self::V);
+    /// `*p` in every lane.
+    unsafe fn splat(p: *const f32) -> Self::V;
+    /// `a · b + c`, fused (one rounding).
+    unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `a + b`.
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// `act` lane by lane, NaN kept as [`Activation::apply`] keeps it
+    /// (max/min return their second operand when one is NaN).
+    unsafe fn activate(act: Activation, v: Self::V) -> Self::V;
+}
+
+/// AVX2 + FMA: 8 lanes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Avx2;
+
+impl Simd for Avx2 {
+    type V = __m256;
+    const LANES: usize = 8;
+    #[inline(always)]
+    unsafe fn zero() -> __m256 {
+        // SAFETY: AVX is enabled where this runs (the trait's contract).
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m256 {
+        // SAFETY: the caller passes 8 readable floats.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m256) {
+        // SAFETY: the caller passes 8 writable floats.
+        unsafe { _mm256_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m256 {
+        // SAFETY: the caller passes a readable float.
+        unsafe { _mm256_broadcast_ss(&*p) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: FMA is enabled where this runs.
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX is enabled where this runs.
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn activate(act: Activation, v: __m256) -> __m256 {
+        // SAFETY: AVX is enabled where this runs.
+        unsafe {
+            match act {
+                Activation::Identity => v,
+                Activation::Relu => _mm256_max_ps(_mm256_setzero_ps(), v),
+                Activation::Relu6 => {
+                    _mm256_min_ps(_mm256_set1_ps(6.0), _mm256_max_ps(_mm256_setzero_ps(), v))
+                }
+            }
+        }
+    }
+}
+
+/// AVX-512F: 16 lanes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Avx512;
+
+impl Simd for Avx512 {
+    type V = __m512;
+    const LANES: usize = 16;
+    #[inline(always)]
+    unsafe fn zero() -> __m512 {
+        // SAFETY: AVX-512F is enabled where this runs (the trait's contract).
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> __m512 {
+        // SAFETY: the caller passes 16 readable floats.
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: __m512) {
+        // SAFETY: the caller passes 16 writable floats.
+        unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> __m512 {
+        // SAFETY: the caller passes a readable float.
+        unsafe { _mm512_set1_ps(*p) }
+    }
+    #[inline(always)]
+    unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: AVX-512F is enabled where this runs.
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F is enabled where this runs.
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn activate(act: Activation, v: __m512) -> __m512 {
+        // SAFETY: AVX-512F is enabled where this runs. vmaxps/vminps return
+        // their second operand when one is NaN, as the AVX2 forms do.
+        unsafe {
+            match act {
+                Activation::Identity => v,
+                Activation::Relu => _mm512_max_ps(_mm512_setzero_ps(), v),
+                Activation::Relu6 => {
+                    _mm512_min_ps(_mm512_set1_ps(6.0), _mm512_max_ps(_mm512_setzero_ps(), v))
+                }
+            }
+        }
+    }
+}
