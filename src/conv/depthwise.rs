@@ -10,7 +10,7 @@ use crate::kernels::depthwise::{Depthwise, DepthwiseKernel};
 use crate::layer::{Layer, LayerInfo};
 use crate::norm::BatchNorm;
 use crate::parallel::{chunk_rows, for_each_row_chunk};
-use crate::plan::{Plan, avx2};
+use crate::plan::Plan;
 use crate::{Float, reference};
 
 /// A depthwise convolution: each input channel `c` is convolved with its own
@@ -78,7 +78,7 @@ impl<F: Float> DepthwiseConv2d<F> {
     fn replan(&mut self) {
         let (c, m) = (self.channels(), self.multiplier());
         self.plan = Plan::new(self.core.algorithm, |isa| {
-            DepthwiseKernel::plan::<F>(avx2(isa), c, m)
+            DepthwiseKernel::plan::<F>(isa, c, m)
         });
     }
 

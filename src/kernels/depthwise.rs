@@ -36,25 +36,28 @@ pub(crate) enum DepthwiseKernel {
     /// 512 channels).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx2FmaF32(super::Avx2Fma),
+    /// The same kernel body built for AVX-512F (16 channels a vector).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512F32(super::Avx512F),
 }
 
 impl DepthwiseKernel {
-    /// The kernel for `F` with `channels` × `multiplier` on `cpu` (`None`:
-    /// the portable one).
+    /// The kernel for `F` with `channels` × `multiplier` under `isa`.
     pub(crate) fn plan<F: Float>(
-        cpu: Option<super::Avx2Fma>,
+        isa: crate::plan::Isa,
         channels: usize,
         multiplier: usize,
     ) -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(cpu) = cpu {
-            if super::cast::same::<F, f32>() && super::depthwise_f32::suits(channels, multiplier) {
-                return DepthwiseKernel::Avx2FmaF32(cpu);
-            }
-            return DepthwiseKernel::Avx2Fma(cpu);
+        use crate::plan::Isa;
+        let blocked = super::cast::same::<F, f32>()
+            && cfg!(target_arch = "x86_64")
+            && super::depthwise_f32_suits(channels, multiplier);
+        match isa {
+            Isa::Avx512F(_, wide) if blocked => DepthwiseKernel::Avx512F32(wide),
+            Isa::Avx2Fma(cpu) | Isa::Avx512F(cpu, _) if blocked => DepthwiseKernel::Avx2FmaF32(cpu),
+            Isa::Avx2Fma(cpu) | Isa::Avx512F(cpu, _) => DepthwiseKernel::Avx2Fma(cpu),
+            Isa::Portable | Isa::Reference => DepthwiseKernel::Portable,
         }
-        let _ = (cpu, channels, multiplier);
-        DepthwiseKernel::Portable
     }
 }
 
@@ -93,35 +96,46 @@ impl<F: Float> Depthwise<'_, F> {
             // SAFETY: the token proves AVX2 and FMA exist on this CPU.
             DepthwiseKernel::Avx2Fma(_) => unsafe { self.rows_avx2(first_row, out) },
             #[cfg(target_arch = "x86_64")]
-            DepthwiseKernel::Avx2FmaF32(cpu) => {
-                // Planned only for f32: these casts are the identity.
-                match (
-                    super::cast::slice::<F, f32>(self.x),
-                    super::cast::slice::<F, f32>(self.weight),
-                    super::cast::view2_mut::<F, f32>(out),
-                ) {
-                    (Some(x), Some(weight), Ok(out)) => {
-                        let p = Depthwise {
-                            x,
-                            weight,
-                            bias: self.bias.map(|b| super::cast::slice(b).expect("F is f32")),
-                            channels: self.channels,
-                            multiplier: self.multiplier,
-                            kernel: self.kernel,
-                            geometry: self.geometry,
-                            activation: self.activation,
-                        };
-                        super::depthwise_f32::rows(cpu, &p, first_row, out);
-                    }
-                    _ => {
-                        unreachable!("the f32 depthwise kernel is planned for f32 only")
-                    }
-                }
-            }
+            DepthwiseKernel::Avx2FmaF32(cpu) => self.blocked_f32(cpu, first_row, out),
+            #[cfg(target_arch = "x86_64")]
+            DepthwiseKernel::Avx512F32(cpu) => self.blocked_f32(cpu, first_row, out),
             #[cfg(not(target_arch = "x86_64"))]
-            DepthwiseKernel::Avx2Fma(_) | DepthwiseKernel::Avx2FmaF32(_) => {
-                unreachable!("no AVX2 token off x86-64")
+            DepthwiseKernel::Avx2Fma(_)
+            | DepthwiseKernel::Avx2FmaF32(_)
+            | DepthwiseKernel::Avx512F32(_) => {
+                unreachable!("no SIMD token off x86-64")
             }
+        }
+    }
+
+    /// The register-blocked f32 kernel built for `cpu`'s ISA.
+    #[cfg(target_arch = "x86_64")]
+    fn blocked_f32<T: super::depthwise_f32::RowIsa>(
+        &self,
+        cpu: T,
+        first_row: usize,
+        out: ArrayViewMut2<'_, F>,
+    ) {
+        // Planned only for f32: these casts are the identity.
+        match (
+            super::cast::slice::<F, f32>(self.x),
+            super::cast::slice::<F, f32>(self.weight),
+            super::cast::view2_mut::<F, f32>(out),
+        ) {
+            (Some(x), Some(weight), Ok(out)) => {
+                let p = Depthwise {
+                    x,
+                    weight,
+                    bias: self.bias.map(|b| super::cast::slice(b).expect("F is f32")),
+                    channels: self.channels,
+                    multiplier: self.multiplier,
+                    kernel: self.kernel,
+                    geometry: self.geometry,
+                    activation: self.activation,
+                };
+                super::depthwise_f32::rows(cpu, &p, first_row, out);
+            }
+            _ => unreachable!("the f32 depthwise kernel is planned for f32 only"),
         }
     }
 

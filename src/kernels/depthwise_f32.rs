@@ -1,19 +1,22 @@
-//! The AVX2+FMA depthwise kernel for f32, channel multiplier 1.
+//! The SIMD depthwise kernel for f32, channel multiplier 1, written once over
+//! [`Simd`](super::simd::Simd) and built for AVX2+FMA (8 lanes) and AVX-512F
+//! (16 lanes).
 //!
 //! Loop order per output row: pixels in blocks along the row, then channels
-//! in tiles, then taps. A block of P pixels × V vectors of 8 channels (2 × 4,
+//! in tiles, then taps. A block of P pixels × V vectors of channels (2 × 4,
 //! 4 × 2 or 8 × 1: eight accumulators) stays in registers across all `kh·kw`
 //! taps, so each output vector is stored once, with the bias added first and
 //! the activation clamped in-register before the store. Per tap, V weight
 //! loads serve P·V FMAs, and the eight independent accumulators keep both FMA
 //! units busy. Measured on 112×112×32 (1 thread), 2 × 4 ran at 13.5 GMAC/s
-//! against 6.5 for 8 × 1 and 4.9 for the generic kernel.
+//! against 6.5 for 8 × 1 and 4.9 for the generic kernel (AVX2).
 //!
 //! Only interior pixels (every tap inside the image, horizontally) go through
 //! the blocked loop; the few border pixels of a row take the one-pixel path,
 //! which skips the taps that land in the padding. Rows whose vertical taps
 //! leave the image simply run over fewer kernel rows. A channel count that is
-//! not a multiple of 8 ends with a masked vector, so there is no scalar tail.
+//! not a multiple of the lanes ends with a masked vector, so there is no
+//! scalar tail.
 //!
 //! Each output is `bias + Σ x·w` accumulated with FMA in (ky, kx) order,
 //! skipping padding taps: the same operations, in the same order, as the
@@ -36,18 +39,20 @@ pub(crate) fn suits(channels: usize, multiplier: usize) -> bool {
     multiplier == 1 && channels < 512
 }
 
+pub(crate) use body::RowIsa;
+
 /// Runs `p` on output rows `first_row..first_row + out.nrows()` with the
-/// AVX2+FMA kernel; `cpu` is the proof that AVX2 and FMA exist.
+/// kernel built for `cpu`'s instruction set (AVX2+FMA or AVX-512F), which
+/// the token proves exists.
 ///
 /// **Panics** if the multiplier is not 1 or the buffers do not match the
 /// problem (bugs in the planner or the caller).
-pub(crate) fn rows(
-    cpu: super::Avx2Fma,
+pub(crate) fn rows<T: RowIsa>(
+    cpu: T,
     p: &Depthwise<'_, f32>,
     first_row: usize,
     mut out: ArrayViewMut2<'_, f32>,
 ) {
-    let _ = cpu;
     assert_eq!(
         p.multiplier, 1,
         "depthwise f32 kernel planned for a multiplier"
@@ -104,7 +109,7 @@ pub(crate) fn rows(
             cols: g.w,
             activation: p.activation,
         };
-        // SAFETY: AVX2 and FMA exist (the `cpu` token). `row.x` points at input
+        // SAFETY: the ISA exists (the `cpu` token). `row.x` points at input
         // row iy0 of image b, and rows iy0 + r·dilation for r < rows are rows
         // of that image (`taps_inside` checked the last one is below H). The
         // weight rows ky0..ky1 lie inside `weight` (length kh·kw·c, checked),
@@ -115,15 +120,15 @@ pub(crate) fn rows(
         // checked the extremes).
         unsafe {
             for ox in (0..lo).chain(hi..g.w.output) {
-                row.pixel_checked(ox, orow.as_mut_ptr().add(ox * c));
+                cpu.pixel_checked(&row, ox, orow.as_mut_ptr().add(ox * c));
             }
-            row.interior(lo, hi, orow.as_mut_ptr());
+            cpu.interior(&row, lo, hi, orow.as_mut_ptr());
         }
     }
 }
 
 /// One output row's problem, as raw pointers for the inner loops.
-struct Row {
+pub(crate) struct Row {
     x: *const f32,
     row_step: usize,
     rows: usize,
@@ -137,57 +142,110 @@ struct Row {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
+mod body {
     use super::Row;
-    use crate::kernels::lanes::{Lanes, activate};
+    use crate::kernels::simd::{Avx2, Avx512, Lanes, Simd};
+
+    /// The instruction sets this kernel is built for, by their tokens: the
+    /// thin `#[target_feature]` wrappers of the generic bodies below.
+    pub(crate) trait RowIsa: Copy {
+        /// [`Row::interior`] on this ISA.
+        ///
+        /// # Safety
+        /// As [`Row::interior`]; `self` proves the ISA exists.
+        unsafe fn interior(self, row: &Row, lo: usize, hi: usize, out: *mut f32);
+        /// [`Row::pixel_checked`] on this ISA.
+        ///
+        /// # Safety
+        /// As [`Row::pixel_checked`]; `self` proves the ISA exists.
+        unsafe fn pixel_checked(self, row: &Row, ox: usize, px: *mut f32);
+    }
+
+    macro_rules! row_isa {
+        ($token:ty, $simd:ty, $features:literal, $interior:ident, $pixel:ident) => {
+            impl Row {
+                #[target_feature(enable = $features)]
+                unsafe fn $interior(&self, lo: usize, hi: usize, out: *mut f32) {
+                    // SAFETY: passed on; the ISA is enabled here.
+                    unsafe { self.interior::<$simd>(lo, hi, out) }
+                }
+                #[target_feature(enable = $features)]
+                unsafe fn $pixel(&self, ox: usize, px: *mut f32) {
+                    // SAFETY: passed on; the ISA is enabled here.
+                    unsafe { self.pixel_checked::<$simd>(ox, px) }
+                }
+            }
+            impl RowIsa for $token {
+                unsafe fn interior(self, row: &Row, lo: usize, hi: usize, out: *mut f32) {
+                    // SAFETY: the token proves the ISA; the rest is passed on.
+                    unsafe { row.$interior(lo, hi, out) }
+                }
+                unsafe fn pixel_checked(self, row: &Row, ox: usize, px: *mut f32) {
+                    // SAFETY: as above.
+                    unsafe { row.$pixel(ox, px) }
+                }
+            }
+        };
+    }
+    row_isa!(
+        crate::kernels::Avx2Fma,
+        Avx2,
+        "avx2,fma",
+        interior_avx2,
+        pixel_avx2
+    );
+    row_isa!(
+        crate::kernels::Avx512F,
+        Avx512,
+        "avx512f",
+        interior_avx512,
+        pixel_avx512
+    );
 
     impl Row {
-        /// The bias for channels `cb..cb+8` (masked), or zero.
-        #[inline]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn init(&self, lanes: Lanes, cb: usize) -> __m256 {
-            // SAFETY: bias has c values and cb + lanes ≤ c.
+        /// The bias for channels `cb..cb+LANES` (masked), or zero.
+        #[inline(always)]
+        unsafe fn init<S: Simd>(&self, lanes: Lanes<S>, cb: usize) -> S::V {
+            // SAFETY: bias has c values and cb + lanes ≤ c; the ISA is enabled.
             unsafe {
                 match self.bias {
                     Some(b) => lanes.load(b.add(cb)),
-                    None => _mm256_setzero_ps(),
+                    None => S::zero(),
                 }
             }
         }
 
-        /// Pixels ox..ox+P (interior), channels cb..cb+8·V: P·V accumulators
-        /// held in registers across all taps. `lanes` masks every vector
-        /// (only ever partial with V = 1, for the last channels).
+        /// Pixels ox..ox+P (interior), channels cb..cb+LANES·V: P·V
+        /// accumulators held in registers across all taps. `lanes` masks
+        /// every vector (only ever partial with V = 1, for the last channels).
         ///
         /// # Safety
-        /// AVX2+FMA; every tap of those pixels reads inside the row; the
-        /// channels (as masked) are below c; `out` points at the output row.
-        #[inline]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn tile<const P: usize, const V: usize>(
+        /// `S`'s ISA is enabled; every tap of those pixels reads inside the
+        /// row; the channels (as masked) are below c; `out` points at the
+        /// output row.
+        #[inline(always)]
+        unsafe fn tile<S: Simd, const P: usize, const V: usize>(
             &self,
             ox: usize,
             cb: usize,
-            lanes: Lanes,
+            lanes: Lanes<S>,
             out: *mut f32,
         ) {
-            let c = self.c;
+            let (c, l) = (self.c, S::LANES);
             // SAFETY: as the function's contract.
             unsafe {
-                let mut init = [_mm256_setzero_ps(); V];
+                let mut init = [S::zero(); V];
                 for (v, i) in init.iter_mut().enumerate() {
-                    *i = self.init(lanes, cb + 8 * v);
+                    *i = self.init(lanes, cb + l * v);
                 }
                 let mut acc = [init; P];
                 for r in 0..self.rows {
                     let xr = self.x.add(r * self.row_step + cb);
                     let wr = self.weight.add(r * self.kw * c + cb);
                     for kx in 0..self.kw {
-                        let mut w = [_mm256_setzero_ps(); V];
+                        let mut w = [S::zero(); V];
                         for (v, w) in w.iter_mut().enumerate() {
-                            *w = lanes.load(wr.add(kx * c + 8 * v));
+                            *w = lanes.load(wr.add(kx * c + l * v));
                         }
                         // Input column of pixel ox, tap kx; pixel j is j·stride further.
                         let ix0 =
@@ -195,60 +253,61 @@ mod avx2 {
                         for (j, a) in acc.iter_mut().enumerate() {
                             let xp = xr.add((ix0 + j * self.cols.stride) * c);
                             for (v, a) in a.iter_mut().enumerate() {
-                                *a = _mm256_fmadd_ps(lanes.load(xp.add(8 * v)), w[v], *a);
+                                *a = S::fma(lanes.load(xp.add(l * v)), w[v], *a);
                             }
                         }
                     }
                 }
                 for (j, a) in acc.into_iter().enumerate() {
                     for (v, a) in a.into_iter().enumerate() {
-                        let o = out.add((ox + j) * c + cb + 8 * v);
-                        lanes.store(o, activate(self.activation, a));
+                        let o = out.add((ox + j) * c + cb + l * v);
+                        lanes.store(o, S::activate(self.activation, a));
                     }
                 }
             }
         }
 
-        /// Pixels ox..ox+P (interior), all channels: tiles of 8·V channels,
-        /// then single masked vectors for the rest.
+        /// Pixels ox..ox+P (interior), all channels: tiles of LANES·V
+        /// channels, then single masked vectors for the rest.
         ///
         /// # Safety
         /// As [`tile`](Self::tile), for all channels.
-        #[inline]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn block<const P: usize, const V: usize>(&self, ox: usize, out: *mut f32) {
-            let c = self.c;
+        #[inline(always)]
+        unsafe fn block<S: Simd, const P: usize, const V: usize>(&self, ox: usize, out: *mut f32) {
+            let (c, l) = (self.c, S::LANES);
             let mut cb = 0;
             // SAFETY: every tile's channels are below c.
             unsafe {
-                while cb + 8 * V <= c {
-                    self.tile::<P, V>(ox, cb, Lanes::new(8), out);
-                    cb += 8 * V;
+                while cb + l * V <= c {
+                    self.tile::<S, P, V>(ox, cb, Lanes::new(l), out);
+                    cb += l * V;
                 }
                 while cb < c {
-                    self.tile::<P, 1>(ox, cb, Lanes::new(c - cb), out);
-                    cb += 8;
+                    self.tile::<S, P, 1>(ox, cb, Lanes::new(c - cb), out);
+                    cb += l;
                 }
             }
         }
 
         /// Interior pixels lo..hi, in register blocks of 8 vectors: 2 pixels ×
-        /// 32 channels, 4 × 16 or 8 × 8, the widest that divides the channel
-        /// count (a count that is not a multiple of 8 ends with masked 8 × 8).
+        /// 4 vectors of channels, 4 × 2 or 8 × 1, the widest that divides the
+        /// channel count (a count that is not a multiple of LANES ends with
+        /// masked 8 × 1).
         ///
         /// # Safety
-        /// AVX2+FMA; every tap of pixels lo..hi reads inside the row; `out`
-        /// points at the output row.
-        #[target_feature(enable = "avx2,fma")]
-        pub(super) unsafe fn interior(&self, lo: usize, hi: usize, out: *mut f32) {
+        /// `S`'s ISA is enabled; every tap of pixels lo..hi reads inside the
+        /// row; `out` points at the output row.
+        #[inline(always)]
+        unsafe fn interior<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
+            let l = S::LANES;
             // SAFETY: each block covers pixels within lo..hi.
             unsafe {
-                if self.c.is_multiple_of(32) {
-                    self.blocks::<2, 4>(lo, hi, out);
-                } else if self.c.is_multiple_of(16) {
-                    self.blocks::<4, 2>(lo, hi, out);
+                if self.c.is_multiple_of(4 * l) {
+                    self.blocks::<S, 2, 4>(lo, hi, out);
+                } else if self.c.is_multiple_of(2 * l) {
+                    self.blocks::<S, 4, 2>(lo, hi, out);
                 } else {
-                    self.blocks::<8, 1>(lo, hi, out);
+                    self.blocks::<S, 8, 1>(lo, hi, out);
                 }
             }
         }
@@ -257,9 +316,8 @@ mod avx2 {
         ///
         /// # Safety
         /// As [`interior`](Self::interior).
-        #[inline]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn blocks<const P: usize, const V: usize>(
+        #[inline(always)]
+        unsafe fn blocks<S: Simd, const P: usize, const V: usize>(
             &self,
             lo: usize,
             hi: usize,
@@ -269,11 +327,11 @@ mod avx2 {
             // SAFETY: each block covers pixels within lo..hi.
             unsafe {
                 while ox + P <= hi {
-                    self.block::<P, V>(ox, out);
+                    self.block::<S, P, V>(ox, out);
                     ox += P;
                 }
                 while ox < hi {
-                    self.block::<1, V>(ox, out);
+                    self.block::<S, 1, V>(ox, out);
                     ox += 1;
                 }
             }
@@ -282,13 +340,14 @@ mod avx2 {
         /// One pixel anywhere in the row; taps outside the row are skipped.
         ///
         /// # Safety
-        /// AVX2+FMA; `px` points at the pixel's `c` outputs.
-        #[target_feature(enable = "avx2,fma")]
-        pub(super) unsafe fn pixel_checked(&self, ox: usize, px: *mut f32) {
+        /// `S`'s ISA is enabled; `px` points at the pixel's `c` outputs.
+        #[inline(always)]
+        unsafe fn pixel_checked<S: Simd>(&self, ox: usize, px: *mut f32) {
             let c = self.c;
             let mut cb = 0;
             while cb < c {
-                let lanes = Lanes::new(c - cb);
+                // SAFETY: the ISA is enabled (the function's contract).
+                let lanes = unsafe { Lanes::<S>::new(c - cb) };
                 // SAFETY: taps are read only when their column is in 0..width;
                 // channel offsets stay below c.
                 unsafe {
@@ -301,12 +360,12 @@ mod avx2 {
                                 continue;
                             };
                             let x = lanes.load(xr.add(ix * c));
-                            acc = _mm256_fmadd_ps(x, lanes.load(wr.add(kx * c)), acc);
+                            acc = S::fma(x, lanes.load(wr.add(kx * c)), acc);
                         }
                     }
-                    lanes.store(px.add(cb), activate(self.activation, acc));
+                    lanes.store(px.add(cb), S::activate(self.activation, acc));
                 }
-                cb += 8;
+                cb += S::LANES;
             }
         }
     }
@@ -320,16 +379,21 @@ mod tests {
     use crate::geometry::{ConvGeometry, Padding};
     use crate::kernels::depthwise::DepthwiseKernel;
 
-    /// Every register-block shape, masked channel tails, border-only rows
-    /// and columns (including taps that miss the image entirely under wide
-    /// padding), strides and dilations: the kernel must give the generic
-    /// AVX2 kernel's bits and write nothing outside the rows it was given.
+    /// Every register-block shape of both builds (AVX2: 8-lane, AVX-512:
+    /// 16-lane vectors), masked channel tails, border-only rows and columns
+    /// (including taps that miss the image entirely under wide padding),
+    /// strides and dilations: each build must give the generic AVX2 kernel's
+    /// bits and write nothing outside the rows it was given.
     #[test]
     fn same_bits_as_generic_kernel_and_no_write_outside() {
         let Some(cpu) = super::super::Avx2Fma::detect() else {
             eprintln!("skipped: no AVX2+FMA on this CPU (the kernel cannot run here)");
             return;
         };
+        let wide = super::super::Avx512F::detect();
+        if wide.is_none() {
+            eprintln!("not tested here: the AVX-512F build (this CPU lacks AVX-512F)");
+        }
         let mut seed = 1u32;
         let mut next = move || {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -347,7 +411,7 @@ mod tests {
             },
         ];
         let mut cases = 0;
-        for c in [1, 3, 8, 13, 16, 24, 32, 40, 48, 64] {
+        for c in [1, 3, 8, 13, 16, 17, 24, 32, 40, 48, 64, 80, 96, 128] {
             for (h, w) in [(1, 1), (3, 2), (5, 12), (4, 19)] {
                 for kernel in [[3, 3], [2, 5]] {
                     for (stride, dilation) in [(1, 1), (2, 1), (1, 2), (3, 2)] {
@@ -385,18 +449,27 @@ mod tests {
                             // The output inside a larger buffer full of guards;
                             // rows 1.. are given, starting at row 1 of the output.
                             let guard = -1234.5f32;
-                            let mut buf = Array2::from_elem((nrows + 2, cols + 9), guard);
-                            rows(cpu, &p, 1, buf.slice_mut(s![2..nrows + 1, 4..4 + cols]));
-                            assert_eq!(
-                                buf.slice(s![2..nrows + 1, 4..4 + cols]),
-                                generic.slice(s![1.., ..]),
-                                "c {c}, {h}×{w}, kernel {kernel:?}, stride {stride}, \
-                                 dilation {dilation}, {padding:?}"
-                            );
+                            let check = |run: &dyn Fn(ArrayViewMut2<'_, f32>), isa: &str| {
+                                let mut buf = Array2::from_elem((nrows + 2, cols + 9), guard);
+                                run(buf.slice_mut(s![2..nrows + 1, 4..4 + cols]));
+                                assert_eq!(
+                                    buf.slice(s![2..nrows + 1, 4..4 + cols]),
+                                    generic.slice(s![1.., ..]),
+                                    "{isa}: c {c}, {h}×{w}, kernel {kernel:?}, stride {stride}, \
+                                     dilation {dilation}, {padding:?}"
+                                );
+                                let mut inner = buf.slice_mut(s![2..nrows + 1, 4..4 + cols]);
+                                inner.fill(guard);
+                                assert!(
+                                    buf.iter().all(|&v| v == guard),
+                                    "{isa}: wrote outside its rows"
+                                );
+                            };
+                            check(&|o| rows(cpu, &p, 1, o), "avx2");
+                            if let Some(wide) = wide {
+                                check(&|o| rows(wide, &p, 1, o), "avx512");
+                            }
                             assert_eq!(expected, generic);
-                            let mut inner = buf.slice_mut(s![2..nrows + 1, 4..4 + cols]);
-                            inner.fill(guard);
-                            assert!(buf.iter().all(|&v| v == guard), "wrote outside its rows");
                             cases += 1;
                         }
                     }

@@ -37,6 +37,64 @@ pub(super) trait Simd: Copy {
     /// `act` lane by lane, NaN kept as [`Activation::apply`] keeps it
     /// (max/min return their second operand when one is NaN).
     unsafe fn activate(act: Activation, v: Self::V) -> Self::V;
+
+    /// A lane mask.
+    type Mask: Copy;
+    /// The first `n` (< LANES) lanes.
+    unsafe fn first(n: usize) -> Self::Mask;
+    /// The masked lanes from `p` (the others zero); only they are read.
+    unsafe fn load_masked(p: *const f32, m: Self::Mask) -> Self::V;
+    /// The masked lanes of `v` to `p`; only they are written.
+    unsafe fn store_masked(p: *mut f32, m: Self::Mask, v: Self::V);
+}
+
+/// A vector of `LANES` channels, or the masked first `n < LANES` of them.
+#[derive(Clone, Copy)]
+pub(super) struct Lanes<S: Simd> {
+    mask: Option<S::Mask>,
+}
+
+impl<S: Simd> Lanes<S> {
+    /// The first `min(n, LANES)` lanes.
+    ///
+    /// # Safety
+    /// `S`'s ISA is enabled.
+    #[inline(always)]
+    pub(super) unsafe fn new(n: usize) -> Self {
+        // SAFETY: passed on from the caller.
+        let mask = (n < S::LANES).then(|| unsafe { S::first(n) });
+        Lanes { mask }
+    }
+
+    /// Loads the lanes from `p`.
+    ///
+    /// # Safety
+    /// `S`'s ISA is enabled; `p` has as many readable floats as lanes.
+    #[inline(always)]
+    pub(super) unsafe fn load(self, p: *const f32) -> S::V {
+        // SAFETY: passed on from the caller.
+        unsafe {
+            match self.mask {
+                None => S::load(p),
+                Some(m) => S::load_masked(p, m),
+            }
+        }
+    }
+
+    /// Stores the lanes of `v` to `p`.
+    ///
+    /// # Safety
+    /// As [`load`](Self::load), for writable floats.
+    #[inline(always)]
+    pub(super) unsafe fn store(self, p: *mut f32, v: S::V) {
+        // SAFETY: passed on from the caller.
+        unsafe {
+            match self.mask {
+                None => S::store(p, v),
+                Some(m) => S::store_masked(p, m, v),
+            }
+        }
+    }
 }
 
 /// AVX2 + FMA: 8 lanes.
@@ -88,6 +146,29 @@ impl Simd for Avx2 {
                 }
             }
         }
+    }
+
+    type Mask = __m256i;
+    #[inline(always)]
+    unsafe fn first(n: usize) -> __m256i {
+        const IDX: [i32; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+        // SAFETY: IDX is 8 i32s, an unaligned 256-bit load; AVX2 is enabled.
+        unsafe {
+            _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(n as i32),
+                _mm256_loadu_si256(IDX.as_ptr().cast()),
+            )
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_masked(p: *const f32, m: __m256i) -> __m256 {
+        // SAFETY: the masked lanes of `p` are readable (the caller's contract).
+        unsafe { _mm256_maskload_ps(p, m) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut f32, m: __m256i, v: __m256) {
+        // SAFETY: the masked lanes of `p` are writable.
+        unsafe { _mm256_maskstore_ps(p, m, v) }
     }
 }
 
@@ -141,5 +222,22 @@ impl Simd for Avx512 {
                 }
             }
         }
+    }
+
+    type Mask = __mmask16;
+    #[inline(always)]
+    unsafe fn first(n: usize) -> __mmask16 {
+        ((1u32 << n) - 1) as __mmask16
+    }
+    #[inline(always)]
+    unsafe fn load_masked(p: *const f32, m: __mmask16) -> __m512 {
+        // SAFETY: the masked lanes of `p` are readable (the caller's
+        // contract); AVX-512 masked loads do not touch the others.
+        unsafe { _mm512_maskz_loadu_ps(m, p) }
+    }
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut f32, m: __mmask16, v: __m512) {
+        // SAFETY: the masked lanes of `p` are writable.
+        unsafe { _mm512_mask_storeu_ps(p, m, v) }
     }
 }
