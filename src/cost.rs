@@ -80,6 +80,24 @@ impl Cost {
     pub fn flops(&self) -> u64 {
         2 * self.mult_adds
     }
+
+    /// `self + o`, or [`Error::Overflow`] naming `what` when a count
+    /// overflows `u64` (the sum of a network's layers).
+    ///
+    /// # Errors
+    /// [`Error::Overflow`].
+    pub fn checked_add(self, o: Cost, what: &'static str) -> Result<Cost> {
+        let add = |a: u64, b: u64| a.checked_add(b).ok_or(Error::Overflow(what));
+        Ok(Cost {
+            mult_adds: add(self.mult_adds, o.mult_adds)?,
+            params: Params {
+                weights: add(self.params.weights, o.params.weights)?,
+                biases: add(self.params.biases, o.params.biases)?,
+                bn_affine: add(self.params.bn_affine, o.params.bn_affine)?,
+                bn_stats: add(self.params.bn_stats, o.params.bn_stats)?,
+            },
+        })
+    }
 }
 
 impl Add for Cost {

@@ -92,8 +92,15 @@ pub struct SummaryRow {
 /// all [`CloneLayer`] asks, through its blanket implementation.
 ///
 /// Every method validates its input and returns an [`Error`] that names
-/// what was wrong; none panics on user input, and a failed forward leaves
-/// the caller's input untouched.
+/// what was wrong; none panics on user input. A forward checks the shapes
+/// (and the scratch) before it writes, so a wrong input leaves the caller's
+/// output untouched; the one error found later is a forced
+/// [`Algorithm`] the CPU lacks ([`Error::Unsupported`]), which a container
+/// meets at the layer that has it, after the layers before it ran.
+///
+/// [`scratch_len`](Self::scratch_len) may depend on the thread pool it is
+/// called in (im2col gathers its patches per chunk of threads): ask it in
+/// the pool that runs the forward.
 pub trait Layer<F: Float>: CloneLayer<F> + Debug + Send + Sync {
     /// The output shape for an input of shape `input`.
     ///
@@ -124,7 +131,10 @@ pub trait Layer<F: Float>: CloneLayer<F> + Debug + Send + Sync {
     /// Runs the layer on `x` into `out`, which must have the output shape
     /// (any layout), using `scratch` (at least
     /// [`scratch_len`](Self::scratch_len) elements, any contents) for its
-    /// intermediate values. Allocates nothing in the planned layers.
+    /// intermediate values. The crate's layers allocate nothing here, but
+    /// for a copy of an input that is not contiguous (depthwise and direct
+    /// kernels read channel vectors in place) or an output that is not in
+    /// standard layout.
     ///
     /// # Errors
     /// As [`output_shape`](Self::output_shape); [`Error::ShapeMismatch`] for

@@ -77,12 +77,13 @@
 //! # Safety
 //!
 //! `unsafe` is denied at the crate root and allowed only in the private
-//! `kernels` module (raw GEMM calls, the AVX2+FMA kernels and their
-//! `#[target_feature]` wrappers, and the `TypeId`-checked casts that hand a
-//! generic buffer to the f32 kernels), each block with a `SAFETY` comment.
-//! CPU features are detected at run time, once; a SIMD kernel takes a token
-//! that only detection makes. See [`Algorithm`] for the paths and how to
-//! force one.
+//! `kernels` module (raw GEMM calls, the AVX2+FMA and AVX-512F kernels, their
+//! bodies written once over a vector trait and built in `#[target_feature]`
+//! wrappers, and the `TypeId`-checked casts that hand a generic buffer to the
+//! f32 kernels), each block with a `SAFETY` comment. CPU features are
+//! detected at run time, once; a SIMD kernel takes a token (`Avx2Fma`,
+//! `Avx512F`) that only detection makes. See [`Algorithm`] for the paths and
+//! how to force one.
 
 pub mod activation;
 pub mod conv;

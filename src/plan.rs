@@ -102,7 +102,7 @@ pub(crate) enum GemmKernel {
         /// The packed weight and bias (shared by clones of the layer).
         packed: Arc<gemm_f32::PackedB>,
     },
-    /// The same on AVX-512F: 32-column panels, a 12 × 32 tile.
+    /// The same on AVX-512F: 32-column panels, a 14 × 32 tile.
     Avx512F32 {
         /// The CPU token.
         cpu: Avx512F,

@@ -797,3 +797,54 @@ fn summary_of_a_composed_network() {
     assert_eq!(json["layers"][3]["name"], "block/add");
     assert_eq!(json["layers"][0]["stride"], serde_json::json!([2, 2]));
 }
+
+/// A network changed after a forward (a layer pushed, an algorithm forced)
+/// plans again instead of running on the buffers planned for the old
+/// layers; and a network switching between input shapes keeps a plan for
+/// each (the regression a review found: a pushed layer ran on the old plan
+/// and panicked on a missing buffer).
+#[test]
+fn plans_follow_changes_to_the_network() {
+    let x = Array4::from_shape_fn((2, 6, 6, 4), |(n, y, x, c)| (n + y + x + c) as f32 / 8.0);
+    let mut net = Sequential::<f32>::new()
+        .with(PointwiseConv2d::new(Array2::from_elem((4, 3), 0.5), None).unwrap());
+    let before = net.forward(x.view()).unwrap();
+    net.push(Activation::Relu6);
+    net.push(PointwiseConv2d::new(Array2::from_elem((3, 2), -1.0), None).unwrap());
+    let after = net.forward(x.view()).unwrap();
+    // Each output: −1 × the sum of three equal ReLU6 channels.
+    let want = before
+        .mapv(|v| -3.0 * v.clamp(0.0, 6.0))
+        .slice_move(ndarray::s![.., .., .., ..2]);
+    assert_eq!(after, want);
+    // Forcing another algorithm after a forward: the conv's kernel (and
+    // scratch) change; the result stays within the tolerance.
+    let conv = Conv2d::builder(Array4::from_elem((3, 3, 2, 4), 0.25f32))
+        .padding(Padding::Same)
+        .build()
+        .unwrap();
+    let net = Sequential::new().with(conv);
+    let y = Array4::from_shape_fn((1, 5, 5, 2), |(_, a, b, c)| (a * 5 + b + c) as f32 / 16.0);
+    let fast = net.forward(y.view()).unwrap();
+    let net = net.with_algorithm(sepconv::Algorithm::Portable);
+    assert_eq!(
+        net.forward(y.view()).unwrap(),
+        fast,
+        "dyadic: every path is exact"
+    );
+    // Two shapes in turn, each twice: the same results as a fresh network.
+    for _ in 0..2 {
+        assert_eq!(net.forward(y.view()).unwrap(), fast);
+        let other = Array4::from_elem((3, 4, 4, 2), 1.0f32);
+        let fresh = Sequential::new().with(
+            Conv2d::builder(Array4::from_elem((3, 3, 2, 4), 0.25f32))
+                .padding(Padding::Same)
+                .build()
+                .unwrap(),
+        );
+        assert_eq!(
+            net.forward(other.view()).unwrap(),
+            fresh.forward(other.view()).unwrap()
+        );
+    }
+}

@@ -30,7 +30,7 @@ use ndarray::{Array1, Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4};
 use crate::Float;
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::geometry::{ConvParams, Padding};
+use crate::geometry::ConvParams;
 
 /// Which implementation a layer runs. The default, `Auto`, picks the fastest
 /// one this CPU supports; the others force a path, for tests and benchmarks.
@@ -53,10 +53,10 @@ pub enum Algorithm {
     /// run the portable code. A layer built with it reports
     /// [`Error::Unsupported`] from every forward on a CPU without AVX2 and FMA.
     Avx2Fma,
-    /// [`Avx2Fma`](Algorithm::Avx2Fma) with the f32 GEMM on AVX-512F (a
-    /// 12 × 32 register tile in 24 of the 32 zmm registers); the kernels
-    /// without an AVX-512 build run as `Avx2Fma`. Unsupported without
-    /// AVX-512F.
+    /// [`Avx2Fma`](Algorithm::Avx2Fma) with the f32 GEMM (a 14 × 32
+    /// register tile in 28 of the 32 zmm registers) and the depthwise kernel
+    /// on AVX-512F; the stem's direct kernel runs its AVX2 build.
+    /// Unsupported without AVX-512F.
     Avx512F,
 }
 
@@ -384,10 +384,9 @@ impl<F: Float> ConvCore<F> {
 /// a [`ConvCore`] in `self.core` and re-plans in `self.replan()`).
 macro_rules! core_accessors {
     () => {
-        /// Sets the fused activation.
+        /// Sets the fused activation (the kernel plan does not depend on it).
         pub fn with_activation(mut self, a: $crate::Activation) -> Self {
             self.core.activation = a;
-            self.replan();
             self
         }
         /// Forces an implementation (planned again now).
@@ -441,36 +440,8 @@ impl<F: Float, L> ConvBuilder<F, L> {
         }
     }
 
-    /// Stride, `s` or `[sh, sw]` (default 1).
-    pub fn stride(mut self, s: impl crate::Size2) -> Self {
-        self.params.stride = s.hw();
-        self
-    }
-    /// Dilation, `d` or `[dh, dw]` (default 1).
-    pub fn dilation(mut self, d: impl crate::Size2) -> Self {
-        self.params.dilation = d.hw();
-        self
-    }
-    /// Padding (default [`Padding::Valid`]).
-    pub fn padding(mut self, p: Padding) -> Self {
-        self.params.padding = p;
-        self
-    }
-    /// Stride, dilation and padding at once.
-    pub fn params(mut self, p: ConvParams) -> Self {
-        self.params = p;
-        self
-    }
-    /// Activation fused into the output (default identity).
-    pub fn activation(mut self, a: Activation) -> Self {
-        self.activation = a;
-        self
-    }
-    /// Forces an implementation (default [`Algorithm::Auto`]).
-    pub fn algorithm(mut self, a: Algorithm) -> Self {
-        self.algorithm = a;
-        self
-    }
+    settings_setters!();
+
     /// Bias `[C_out]` (default none).
     pub fn bias(mut self, b: Array1<F>) -> Self {
         self.bias = Some(b);

@@ -269,11 +269,15 @@ impl<F: Float> Layer<F> for SeparableConv2d<F> {
         }
     }
 
-    /// The depthwise output, which the pointwise conv reads.
+    /// The depthwise output, which the pointwise conv reads, then what the
+    /// two convs need themselves.
     fn scratch_len(&self, input: [usize; 4]) -> Result<usize> {
         let mid = self.depthwise.output_shape(input)?;
-        self.pointwise.output_shape(mid)?;
-        crate::layer::checked_len("SeparableConv2d depthwise output", &mid)
+        let inner = Layer::scratch_len(&self.depthwise, input)?
+            .max(Layer::scratch_len(&self.pointwise, mid)?);
+        crate::layer::checked_len("SeparableConv2d depthwise output", &mid)?
+            .checked_add(inner)
+            .ok_or(Error::Overflow("SeparableConv2d scratch"))
     }
 
     fn forward_with_scratch(
@@ -289,8 +293,9 @@ impl<F: Float> Layer<F> for SeparableConv2d<F> {
             Layer::output_shape(self, input)?,
         )?;
         let mid = self.depthwise.output_shape(input)?;
-        let len = Layer::scratch_len(self, input)?;
-        crate::layer::check_scratch("SeparableConv2d", scratch.len(), len)?;
+        let len = crate::layer::checked_len("SeparableConv2d depthwise output", &mid)?;
+        let needed = Layer::scratch_len(self, input)?;
+        crate::layer::check_scratch("SeparableConv2d", scratch.len(), needed)?;
         let (mid_buf, rest) = scratch.split_at_mut(len);
         let mut mid_view = ArrayViewMut4::from_shape(mid, mid_buf).expect("sized by scratch_len");
         self.depthwise

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::geometry::{ConvGeometry, ConvParams, Padding};
 use crate::kernels::Avx2Fma;
 use crate::kernels::direct::{DirectConv, MAX_CHANNELS};
-use crate::layer::{Layer, LayerInfo, check_scratch};
+use crate::layer::{Layer, LayerInfo, check_scratch, checked_len};
 use crate::norm::BatchNorm;
 use crate::parallel::{balanced_chunk, chunk_rows, for_each_row_chunk, for_each_row_chunk_pair};
 use crate::plan::{GemmKernel, Isa, Plan, avx2};
@@ -282,13 +282,10 @@ impl<F: Float> Conv2d<F> {
             problem.rows(cpu, r0, block)
         });
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (
-            cpu,
-            problem,
-            out,
-            for_each_row_chunk::<F, fn(usize, ArrayViewMut2<'_, F>)>,
-            chunk_rows,
-        );
+        {
+            let _ = (cpu, problem, out);
+            unreachable!("no AVX2 token off x86-64");
+        }
     }
 
     /// im2col + GEMM over chunks of output rows: each chunk gathers its
@@ -448,7 +445,8 @@ impl<F: Float> Layer<F> for Conv2d<F> {
         };
         if let ConvKernel::Im2col(_) = kernel {
             let rows = out.len() / self.out_channels();
-            let needed = self.im2col_split(rows, 1).2 * self.core.matrix().nrows();
+            let k = self.core.matrix().nrows();
+            let needed = checked_len("Conv2d im2col scratch", &[self.im2col_split(rows, 1).2, k])?;
             check_scratch("Conv2d", scratch.len(), needed)?;
         }
         self.run(kernel, x, &g, out, scratch);

@@ -12,8 +12,9 @@
 //! the panel's two vectors, broadcasts `MR` elements of `A` and issues `2·MR`
 //! FMAs; the whole `K` is accumulated in registers (no `C` reloads), and the
 //! epilogue adds the bias, clamps, and stores. AVX2+FMA runs it as 6 × 16 in
-//! twelve of its 16 ymm registers, AVX-512F as 12 × 32 in 24 of its 32 zmm
-//! registers (twice the FMAs per broadcast). The driver blocks rows so a block of `A` stays in L2 while the
+//! twelve of its 16 ymm registers, AVX-512F as 14 × 32 in 28 of its 32 zmm
+//! registers (twice the FMAs per broadcast, and 14 × 14 = 196 rows, a 14 × 14
+//! layer, in whole tiles). The driver blocks rows so a block of `A` stays in L2 while the
 //! panels stream past it, and splits work over threads by rows (and by column
 //! panels when there are few rows). Each element of `C` is computed by the
 //! same sequence of FMAs whatever the split, so results do not depend on the
@@ -321,7 +322,7 @@ macro_rules! kernel {
                 unsafe {
                     match rows {
                         $($r => Self::tile_rows::<$r>(k, a, lda, b, bias, c, ldc, cols, step),)+
-                        _ => Self::tile_rows::<1>(k, a, lda, b, bias, c, ldc, cols, step),
+                        _ => unreachable!("a tile of {rows} rows (1 to MR)"),
                     }
                 }
             }
@@ -343,14 +344,14 @@ macro_rules! kernel {
 }
 
 #[cfg(target_arch = "x86_64")]
-kernel!(Avx2Kernel, Avx2, "avx2,fma", 6, [6, 5, 4, 3, 2]);
+kernel!(Avx2Kernel, Avx2, "avx2,fma", 6, [6, 5, 4, 3, 2, 1]);
 #[cfg(target_arch = "x86_64")]
 kernel!(
     Avx512Kernel,
     Avx512,
     "avx512f",
     14,
-    [14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2]
+    [14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]
 );
 
 #[cfg(target_arch = "x86_64")]
@@ -506,8 +507,9 @@ fn block<K: Kernel>(
 }
 
 /// Rows `start..end` as tiles of at most `mr` rows, as even as can be (49
-/// rows of 12-row tiles: 10, 10, 10, 10, 9, not 12, 12, 12, 12, 1, whose
-/// last tile would stream a whole panel for one row): `(first row, rows)`.
+/// rows of 14-row tiles: 13, 12, 12, 12, not 14, 14, 14, 7; 49 of 6-row
+/// tiles: 6 × 4 and 5 × 5, not 6 × 8 and 1, whose last tile would stream a
+/// whole panel for one row): `(first row, rows)`.
 fn tiles(start: usize, end: usize, mr: usize) -> impl Iterator<Item = (usize, usize)> {
     let m = end - start;
     let n = m.div_ceil(mr).max(1);
@@ -701,7 +703,7 @@ mod tests {
         })
     }
 
-    /// Every edge: M around the 6- and 12-row tiles, N around the 16- and
+    /// Every edge: M around the 6- and 14-row tiles, N around the 16- and
     /// 32-column panels (four whole panels of either, which one row takes
     /// together, then a tail), K from 1 up (1030: several depth blocks, or
     /// one pass for a single tile), into a NaN-poisoned wider buffer whose
@@ -709,7 +711,7 @@ mod tests {
     #[test]
     fn sizes_and_edges_against_naive() {
         for (name, nr, gemm) in kernels() {
-            for m in [1, 5, 6, 7, 11, 12, 13, 25, 50] {
+            for m in [1, 5, 6, 7, 11, 12, 13, 14, 15, 25, 28, 29, 50] {
                 for n in [1, 15, 16, 17, 31, 33, 70, 135] {
                     for k in [1, 2, 9, 64, 1030] {
                         let a = Array2::from_shape_fn((m, k), |(i, j)| {

@@ -4,8 +4,8 @@
 //! Everything here sits behind safe functions that check their contracts;
 //! callers outside this module never see a raw pointer. Each `unsafe` block
 //! carries a `// SAFETY:` comment. A SIMD kernel takes a CPU-feature token
-//! ([`Avx2Fma`]) that only run-time detection makes, so a plan that holds one
-//! is proof the instructions exist.
+//! ([`Avx2Fma`], [`Avx512F`]) that only run-time detection makes, so a plan
+//! that holds one is proof the instructions exist.
 #![allow(unsafe_code)]
 
 pub(crate) mod cast;

@@ -114,7 +114,9 @@ impl<F: Float> Layer<F> for Residual<F> {
             Some(p) => p.cost(input)?,
             None => Cost::default(),
         };
-        Ok(self.body.cost(input)? + projection)
+        self.body
+            .cost(input)?
+            .checked_add(projection, "a residual block's cost")
     }
 
     fn info(&self) -> LayerInfo {
@@ -179,11 +181,15 @@ impl<F: Float> Layer<F> for Residual<F> {
     ) -> Result<()> {
         let output = self.shapes(input)?;
         self.body.summary_rows(name, input, rows)?;
+        let path = |leaf: &str| match name {
+            "" => leaf.to_owned(),
+            _ => format!("{name}/{leaf}"),
+        };
         if let Some(p) = &self.projection {
-            p.summary_rows(&format!("{name}/projection"), input, rows)?;
+            p.summary_rows(&path("projection"), input, rows)?;
         }
         rows.push(SummaryRow {
-            name: format!("{name}/add"),
+            name: path("add"),
             info: self.info(),
             input,
             output,

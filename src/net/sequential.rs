@@ -18,6 +18,10 @@ use crate::layer::{Layer, LayerInfo, SummaryRow, check_scratch, checked_len, zer
 /// 1.0-224 at batch 8: its first layers hold 3.2 MB an image).
 const BATCH_BUDGET: usize = 1 << 20;
 
+/// Plans (input shape, thread count and scratch) a `Sequential` keeps for
+/// its forwards: one per shape a caller alternates between, up to this many.
+const KEPT_PLANS: usize = 4;
+
 /// Layers run in order, each reading the output of the one before.
 ///
 /// Shapes are checked layer by layer for each input shape
@@ -27,9 +31,10 @@ const BATCH_BUDGET: usize = 1 << 20;
 /// scratch after them, all in one scratch of
 /// [`scratch_len`](Layer::scratch_len) elements; [`forward`](Layer::forward)
 /// and [`forward_into`](Layer::forward_into) keep that scratch between calls
-/// (one per concurrent caller), so every forward after the first allocates
-/// nothing but its output, and plans nothing: the buffer layout of each
-/// input shape is computed once.
+/// (for up to four input shapes and thread counts, and one per concurrent
+/// caller), so every forward after the first allocates nothing but its
+/// output, and plans nothing: the buffer layout of each input shape is
+/// computed once.
 ///
 /// With a batch, the early layers whose activations exceed about 4 MB of f32
 /// (2²⁰ elements) run image by image and the rest on the whole batch: the
@@ -151,7 +156,16 @@ impl<F: Float> Sequential<F> {
     /// Appends a boxed layer under `name`.
     pub fn push_boxed(&mut self, name: String, layer: Box<dyn Layer<F>>) -> &mut Self {
         self.layers.push((name, layer));
+        self.forget_plans();
         self
+    }
+
+    /// Drops the plans kept for earlier forwards (the layers changed).
+    fn forget_plans(&mut self) {
+        self.kept
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// The number of layers.
@@ -217,7 +231,7 @@ impl<F: Float> Sequential<F> {
     pub fn summary(&self, input: [usize; 4]) -> Result<Summary> {
         let mut rows = Vec::new();
         self.summary_rows("", input, &mut rows)?;
-        Ok(Summary::new(input, rows))
+        Summary::new(input, rows)
     }
 
     /// The buffer layout of a forward on `input`, computed from shapes alone
@@ -228,11 +242,15 @@ impl<F: Float> Sequential<F> {
         let len = |s: [usize; 4]| checked_len("a Sequential activation", &s);
         // The last layer whose input or output exceeds the budget at this
         // batch runs image by image, with every layer before it.
+        // Only layers that keep the batch (as every layer of the crate does)
+        // can run image by image.
         let mut split = 0;
         let mut shape = input;
+        let mut per_image_ok = true;
         for i in 0..self.layers.len() {
             let out = self.output_of(i, shape)?;
-            if n > 1 && len(shape)?.max(len(out)?) > BATCH_BUDGET {
+            per_image_ok &= out[0] == n;
+            if n > 1 && per_image_ok && len(shape)?.max(len(out)?) > BATCH_BUDGET {
                 split = i + 1;
             }
             shape = out;
@@ -385,23 +403,38 @@ impl<F: Float> Sequential<F> {
     ) -> Result<()> {
         let input = dims4(x.shape());
         let threads = crate::parallel::threads();
-        let popped = self.kept.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let kept = match popped {
-            Some(k) if k.input == input && k.threads == threads => k,
-            other => {
-                let (output, layout) = self.plan(input)?;
-                let len = layout.total()?;
-                let scratch = match other {
-                    Some(k) if k.scratch.len() >= len => k.scratch,
-                    _ => zeroed(len)?,
-                };
-                Kept {
-                    input,
-                    threads,
-                    output,
-                    layout,
-                    scratch,
-                }
+        // This shape's plan if one is kept; else a new one, in the place
+        // (and with the scratch) of the least recently used when there are
+        // KEPT_PLANS already.
+        let (found, spare) = {
+            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+            match kept
+                .iter()
+                .position(|k| k.input == input && k.threads == threads)
+            {
+                Some(i) => (Some(kept.remove(i)), None),
+                None if kept.len() >= KEPT_PLANS => (None, Some(kept.remove(0))),
+                None => (None, None),
+            }
+        };
+        let kept = match found {
+            Some(k) => k,
+            None => {
+                let planned = self.plan(input).and_then(|(output, layout)| {
+                    let len = layout.total()?;
+                    let scratch = match spare {
+                        Some(k) if k.scratch.len() >= len => k.scratch,
+                        _ => zeroed(len)?,
+                    };
+                    Ok(Kept {
+                        input,
+                        threads,
+                        output,
+                        layout,
+                        scratch,
+                    })
+                });
+                planned?
             }
         };
         let mut kept = kept;
@@ -457,7 +490,8 @@ impl<F: Float> Layer<F> for Sequential<F> {
         let mut shape = input;
         let mut total = Cost::default();
         for (i, (_, layer)) in self.layers.iter().enumerate() {
-            total += layer.cost(shape).map_err(|e| self.at(i, shape, e))?;
+            let cost = layer.cost(shape).map_err(|e| self.at(i, shape, e))?;
+            total = total.checked_add(cost, "a network's cost")?;
             shape = self.output_of(i, shape)?;
         }
         Ok(total)
@@ -494,6 +528,8 @@ impl<F: Float> Layer<F> for Sequential<F> {
         for (_, layer) in &mut self.layers {
             layer.set_algorithm(algorithm);
         }
+        // The layers' kernels, and so their scratch, may have changed.
+        self.forget_plans();
     }
 
     fn summary_rows(

@@ -139,9 +139,11 @@ pub(crate) fn totals_line(what: &str, weights: &str, total: &Cost) -> String {
 }
 
 impl Summary {
-    pub(crate) fn new(input: [usize; 4], rows: Vec<SummaryRow>) -> Self {
-        let total = rows.iter().map(|r| r.cost).sum();
-        Summary { input, rows, total }
+    pub(crate) fn new(input: [usize; 4], rows: Vec<SummaryRow>) -> crate::Result<Self> {
+        let total = rows.iter().try_fold(Cost::default(), |t, r| {
+            t.checked_add(r.cost, "a network's cost")
+        })?;
+        Ok(Summary { input, rows, total })
     }
 
     fn cells(&self) -> Vec<Cells> {
