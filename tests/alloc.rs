@@ -2,9 +2,9 @@
 //! MobileNet and for a network composed from the public API.
 //!
 //! A counting global allocator sees every allocation of the test's threads
-//! (the test's own and its pools' workers, which mark themselves) while a
-//! later forward runs; the harness's threads, which may be reporting another
-//! test meanwhile, are not counted. With one rayon thread that is exactly the
+//! and of the workers of the pool the forward runs in (they mark themselves)
+//! while a later forward runs; the harness's threads, which may be reporting
+//! another test meanwhile, and the test's other pool are not counted. With one rayon thread that is exactly the
 //! output.
 //! With two, rayon's scheduler itself allocates on each forward: usually two
 //! blocks, 1,520 B (the size of a crossbeam-deque injector block) and
@@ -21,7 +21,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 const RAYON_ALLOCATIONS: usize = 4;
 /// Their bytes, at most.
 const RAYON_BYTES: usize = 8192;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use ndarray::Array4;
 use sepconv::init::{Init, SplitMix64};
@@ -33,28 +33,35 @@ use sepconv::{
 
 struct Counting;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
+/// The pool whose workers' allocations count now (its mark), 0 for none.
+static COUNTING: AtomicU8 = AtomicU8::new(0);
+
+/// The mark of a test thread.
+const TEST_THREAD: u8 = 1;
 
 thread_local! {
-    /// Whether this thread's allocations count: the test threads and their
-    /// pools' workers.
-    static OURS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Whose this thread is: 0 the harness's, [`TEST_THREAD`], or `10 + n`
+    /// a worker of the test's pool of n threads.
+    static OURS: std::cell::Cell<u8> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether an allocation now counts.
+/// Whether an allocation now counts: a test thread's, or a worker's of the
+/// pool being counted (not of the test's other pool, whose workers may still
+/// be settling after its last forward).
 fn counts() -> bool {
-    COUNTING.load(Ordering::SeqCst) && OURS.with(|o| o.get())
+    let active = COUNTING.load(Ordering::SeqCst);
+    active != 0 && OURS.with(|o| o.get() == TEST_THREAD || o.get() == active)
 }
 
 /// Pools of 1 and 2 threads whose workers' allocations count, built once
 /// per test and started before it counts (a worker starting, or exiting from
-/// a dropped pool, allocates); marks the calling thread as counted too.
+/// a dropped pool, allocates); marks the calling thread as a test thread.
 fn pools() -> [rayon::ThreadPool; 2] {
-    OURS.with(|o| o.set(true));
-    [1, 2].map(|threads| {
+    OURS.with(|o| o.set(TEST_THREAD));
+    [1u8, 2].map(|threads| {
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .start_handler(|_| OURS.with(|o| o.set(true)))
+            .num_threads(threads.into())
+            .start_handler(move |_| OURS.with(|o| o.set(10 + threads)))
             .build()
             .unwrap();
         // Every worker started (and done allocating for it) before counting.
@@ -96,13 +103,16 @@ static GLOBAL: Counting = Counting;
 /// allocations, so two tests counting at once would count each other's.
 static TURNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Counts the allocations of every thread while `f` runs.
+/// Counts the allocations of the test threads and of the calling worker's
+/// pool while `f` runs; called inside that pool.
 fn counted<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
+    let pool = OURS.with(|o| o.get());
+    assert!(pool > 10, "counted runs inside a test pool");
     ALLOCATIONS.store(0, Ordering::SeqCst);
     BYTES.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
+    COUNTING.store(pool, Ordering::SeqCst);
     let t = f();
-    COUNTING.store(false, Ordering::SeqCst);
+    COUNTING.store(0, Ordering::SeqCst);
     (
         t,
         ALLOCATIONS.load(Ordering::SeqCst),
@@ -235,16 +245,9 @@ fn second_forward_allocates_only_its_output() {
             let (allocations, bytes) = pool.install(|| {
                 let first = net.forward(x.view()).unwrap();
                 assert_eq!(net.forward(x.view()).unwrap(), first);
-                ALLOCATIONS.store(0, Ordering::SeqCst);
-                BYTES.store(0, Ordering::SeqCst);
-                COUNTING.store(true, Ordering::SeqCst);
-                let second = net.forward(x.view());
-                COUNTING.store(false, Ordering::SeqCst);
+                let (second, allocations, bytes) = counted(|| net.forward(x.view()));
                 assert_eq!(second.unwrap(), first);
-                (
-                    ALLOCATIONS.load(Ordering::SeqCst),
-                    BYTES.load(Ordering::SeqCst),
-                )
+                (allocations, bytes)
             });
             let what = format!("{variant:?}, batch {batch}, {threads} thread(s)");
             if threads == 1 {

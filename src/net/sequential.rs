@@ -458,7 +458,11 @@ impl<F: Float> Sequential<F> {
     fn in_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         #[cfg(feature = "rayon")]
         if rayon::current_thread_index().is_none() && crate::parallel::threads() > 1 {
-            return rayon::scope(|_| f());
+            return rayon::scope(|_| crate::parallel::with_workers_awake(f));
+        }
+        #[cfg(feature = "rayon")]
+        if crate::parallel::threads() > 1 {
+            return crate::parallel::with_workers_awake(f);
         }
         f()
     }
