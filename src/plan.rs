@@ -81,14 +81,6 @@ impl<K> Plan<K> {
     }
 }
 
-/// The AVX2+FMA token of an instruction set that includes it.
-pub(crate) fn avx2(isa: Isa) -> Option<Avx2Fma> {
-    match isa {
-        Isa::Avx2Fma(cpu) | Isa::Avx512F(cpu, _) => Some(cpu),
-        _ => None,
-    }
-}
-
 /// How a layer multiplies by its `K × N` weight.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum GemmKernel {

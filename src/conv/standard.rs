@@ -10,12 +10,11 @@ use super::{
 use crate::cost::{self, Cost};
 use crate::error::{Error, Result};
 use crate::geometry::{ConvGeometry, ConvParams, Padding};
-use crate::kernels::Avx2Fma;
-use crate::kernels::direct::{DirectConv, MAX_CHANNELS};
+use crate::kernels::direct::{DirectConv, DirectIsa, MAX_CHANNELS};
 use crate::layer::{Layer, LayerInfo, check_scratch, checked_len};
 use crate::norm::BatchNorm;
 use crate::parallel::{balanced_chunk, chunk_rows, for_each_row_chunk, for_each_row_chunk_pair};
-use crate::plan::{GemmKernel, Isa, Plan, avx2};
+use crate::plan::{GemmKernel, Isa, Plan};
 use crate::{Float, reference};
 
 /// A standard 2-D convolution (cross-correlation) with stride, dilation,
@@ -60,9 +59,9 @@ enum ConvKernel {
     /// A 1×1, stride-1, unpadded, ungrouped conv: one GEMM on the input as
     /// it lies.
     Gemm1x1(GemmKernel),
-    /// Few input channels (an RGB stem): the AVX2+FMA f32 direct kernel reads
-    /// the input in place.
-    Direct(Avx2Fma),
+    /// Few input channels (an RGB stem): the f32 direct kernel (AVX2+FMA or
+    /// AVX-512F) reads the input in place.
+    Direct(DirectIsa),
     /// im2col patches in cache-sized tiles, then the GEMM.
     Im2col(GemmKernel),
 }
@@ -139,9 +138,10 @@ impl<F: Float> Conv2d<F> {
                 1 => GemmKernel::plan(isa, core.matrix(), core.bias_slice()),
                 _ => GemmKernel::Portable,
             };
-            match avx2(isa) {
+            match isa {
                 _ if is_1x1 => ConvKernel::Gemm1x1(gemm()),
-                Some(cpu) if direct => ConvKernel::Direct(cpu),
+                Isa::Avx512F(_, wide) if direct => ConvKernel::Direct(DirectIsa::Avx512(wide)),
+                Isa::Avx2Fma(cpu) if direct => ConvKernel::Direct(DirectIsa::Avx2(cpu)),
                 _ => ConvKernel::Im2col(gemm()),
             }
         });
@@ -248,7 +248,7 @@ impl<F: Float> Conv2d<F> {
                     self.core.bias.as_ref(),
                     self.core.activation,
                 ),
-                ConvKernel::Direct(cpu) => self.direct(*cpu, x, g, out2),
+                ConvKernel::Direct(isa) => self.direct(*isa, x, g, out2),
                 ConvKernel::Im2col(gemm) => self.im2col_gemm(gemm, x, g, out2, scratch),
             }
         });
@@ -258,7 +258,7 @@ impl<F: Float> Conv2d<F> {
     /// [`crate::kernels::direct`]).
     fn direct(
         &self,
-        cpu: Avx2Fma,
+        isa: DirectIsa,
         x: ArrayView4<'_, F>,
         g: &ConvGeometry,
         out: ArrayViewMut2<'_, F>,
@@ -279,12 +279,12 @@ impl<F: Float> Conv2d<F> {
             .expect("standard layout");
         #[cfg(target_arch = "x86_64")]
         for_each_row_chunk(out, chunk_rows(rows, 4, 1), |r0, block| {
-            problem.rows(cpu, r0, block)
+            problem.rows(isa, r0, block)
         });
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (cpu, problem, out);
-            unreachable!("no AVX2 token off x86-64");
+            let _ = (isa, problem, out);
+            unreachable!("no SIMD token off x86-64");
         }
     }
 

@@ -1,11 +1,12 @@
-//! The AVX2+FMA direct convolution for f32 with few input channels.
+//! The SIMD direct convolution for f32 with few input channels, written once
+//! over [`Simd`](super::simd::Simd) and built for AVX2+FMA and AVX-512F.
 //!
 //! Loop order per output row: 6 pixels along the row, then output channels
-//! in tiles of 16, then the taps `(ky, kx, ci)`. The 6 × 16 block lives in 12
-//! ymm accumulators across all `kh·kw·C_in` taps; each tap loads two weight
-//! vectors and broadcasts one input value per pixel, straight from the input
-//! row (no im2col). Output channels that do not fill a tile of 16 end with
-//! (masked) 8-channel vectors.
+//! in tiles of two vectors (16 channels with AVX2, 32 with AVX-512), then the
+//! taps `(ky, kx, ci)`. The 6-pixel block lives in 12 accumulators across all
+//! `kh·kw·C_in` taps; each tap loads two weight vectors and broadcasts one
+//! input value per pixel, straight from the input row (no im2col). Output
+//! channels that do not fill a tile end with (masked) single vectors.
 //!
 //! Interior pixels (every tap inside the image, horizontally) take the
 //! blocked loop; the border pixels of a row take a one-pixel path that skips
@@ -21,18 +22,20 @@ use super::window;
 use crate::activation::Activation;
 use crate::geometry::AxisGeometry;
 
+pub(crate) use body::RowIsa;
+
 /// Runs `p` on output rows `first_row..first_row + out.nrows()` (rows of the
-/// `[N·OH, OW·C_out]` output); `cpu` is the proof that AVX2 and FMA exist.
+/// `[N·OH, OW·C_out]` output) with the kernel built for `cpu`'s instruction
+/// set (AVX2+FMA or AVX-512F), which the token proves exists.
 ///
 /// **Panics** if `C_in` is 0 or above [`MAX_CHANNELS`] or the buffers do not
 /// match the problem (bugs in the planner or the caller).
-pub(crate) fn rows(
-    cpu: super::Avx2Fma,
+pub(crate) fn rows<T: RowIsa>(
+    cpu: T,
     p: &DirectConv<'_, f32>,
     first_row: usize,
     mut out: ArrayViewMut2<'_, f32>,
 ) {
-    let _ = cpu;
     assert!(
         (1..=MAX_CHANNELS).contains(&p.cin),
         "direct conv planned for {} input channels",
@@ -92,7 +95,7 @@ pub(crate) fn rows(
             cols: g.w,
             activation: p.activation,
         };
-        // SAFETY: AVX2 and FMA exist (the `cpu` token). `row.x` points at input
+        // SAFETY: the ISA exists (the `cpu` token). `row.x` points at input
         // row iy0 of image b, and rows iy0 + r·dilation for r < rows are rows
         // of that image (`taps_inside` checked the last one is below H). The
         // weight rows ky0..ky1 lie inside `weight` (length kh·kw·cin·cout, checked),
@@ -103,15 +106,15 @@ pub(crate) fn rows(
         // checked the extremes).
         unsafe {
             for ox in (0..lo).chain(hi..g.w.output) {
-                row.pixel_checked(ox, orow.as_mut_ptr().add(ox * cout));
+                cpu.pixel_checked(&row, ox, orow.as_mut_ptr().add(ox * cout));
             }
-            row.interior(lo, hi, orow.as_mut_ptr());
+            cpu.interior(&row, lo, hi, orow.as_mut_ptr());
         }
     }
 }
 
 /// One output row's problem, as raw pointers for the inner loops.
-struct Row {
+pub(crate) struct Row {
     x: *const f32,
     row_step: usize,
     rows: usize,
@@ -125,52 +128,106 @@ struct Row {
     activation: Activation,
 }
 
-mod avx2 {
-    use std::arch::x86_64::*;
-
+mod body {
     use super::Row;
-    use crate::kernels::lanes::{Lanes, activate};
+    use crate::kernels::simd::{Avx2, Avx512, Lanes, Simd};
 
     /// Pixels per register block.
     const P: usize = 6;
+
+    /// The instruction sets this kernel is built for, by their tokens: the
+    /// thin `#[target_feature]` wrappers of the generic bodies below.
+    pub(crate) trait RowIsa: Copy {
+        /// [`Row::interior`] on this ISA.
+        ///
+        /// # Safety
+        /// As [`Row::interior`]; `self` proves the ISA exists.
+        unsafe fn interior(self, row: &Row, lo: usize, hi: usize, out: *mut f32);
+        /// [`Row::pixel_checked`] on this ISA.
+        ///
+        /// # Safety
+        /// As [`Row::pixel_checked`]; `self` proves the ISA exists.
+        unsafe fn pixel_checked(self, row: &Row, ox: usize, px: *mut f32);
+    }
+
+    macro_rules! row_isa {
+        ($token:ty, $simd:ty, $features:literal, $interior:ident, $pixel:ident) => {
+            impl Row {
+                #[target_feature(enable = $features)]
+                unsafe fn $interior(&self, lo: usize, hi: usize, out: *mut f32) {
+                    // SAFETY: passed on; the ISA is enabled here.
+                    unsafe { self.interior::<$simd>(lo, hi, out) }
+                }
+                #[target_feature(enable = $features)]
+                unsafe fn $pixel(&self, ox: usize, px: *mut f32) {
+                    // SAFETY: passed on; the ISA is enabled here.
+                    unsafe { self.pixel_checked::<$simd>(ox, px) }
+                }
+            }
+            impl RowIsa for $token {
+                unsafe fn interior(self, row: &Row, lo: usize, hi: usize, out: *mut f32) {
+                    // SAFETY: the token proves the ISA; the rest is passed on.
+                    unsafe { row.$interior(lo, hi, out) }
+                }
+                unsafe fn pixel_checked(self, row: &Row, ox: usize, px: *mut f32) {
+                    // SAFETY: as above.
+                    unsafe { row.$pixel(ox, px) }
+                }
+            }
+        };
+    }
+    row_isa!(
+        crate::kernels::Avx2Fma,
+        Avx2,
+        "avx2,fma",
+        interior_avx2,
+        pixel_avx2
+    );
+    row_isa!(
+        crate::kernels::Avx512F,
+        Avx512,
+        "avx512f",
+        interior_avx512,
+        pixel_avx512
+    );
 
     impl Row {
         /// `acc + bias` for channels `cb..` (masked), activated, stored at `o`.
         ///
         /// # Safety
-        /// AVX2+FMA; the bias (when there is one) and `o` hold the lanes.
-        #[inline]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn finish(&self, acc: __m256, cb: usize, lanes: Lanes, o: *mut f32) {
+        /// `S`'s ISA is enabled; the bias (when there is one) and `o` hold
+        /// the lanes.
+        #[inline(always)]
+        unsafe fn finish<S: Simd>(&self, acc: S::V, cb: usize, lanes: Lanes<S>, o: *mut f32) {
             // SAFETY: as the function's contract.
             unsafe {
                 let bias = match self.bias {
                     Some(b) => lanes.load(b.add(cb)),
-                    None => _mm256_setzero_ps(),
+                    None => S::zero(),
                 };
-                lanes.store(o, activate(self.activation, _mm256_add_ps(acc, bias)));
+                lanes.store(o, S::activate(self.activation, S::add(acc, bias)));
             }
         }
 
-        /// Pixels ox..ox+N (interior), channels cb..cb+8·V, N·V accumulators.
+        /// Pixels ox..ox+N (interior), channels cb..cb+LANES·V, N·V
+        /// accumulators.
         ///
         /// # Safety
-        /// AVX2+FMA; every tap of those pixels reads inside the row; the
-        /// channels (as masked by `lanes`, only partial with V = 1) are below
-        /// cout; `out` points at the output row.
-        #[inline]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn tile<const N: usize, const V: usize>(
+        /// `S`'s ISA is enabled; every tap of those pixels reads inside the
+        /// row; the channels (as masked by `lanes`, only partial with V = 1)
+        /// are below cout; `out` points at the output row.
+        #[inline(always)]
+        unsafe fn tile<S: Simd, const N: usize, const V: usize>(
             &self,
             ox: usize,
             cb: usize,
-            lanes: Lanes,
+            lanes: Lanes<S>,
             out: *mut f32,
         ) {
-            let (cin, cout) = (self.cin, self.cout);
+            let (cin, cout, l) = (self.cin, self.cout, S::LANES);
             // SAFETY: as the function's contract.
             unsafe {
-                let mut acc = [[_mm256_setzero_ps(); V]; N];
+                let mut acc = [[S::zero(); V]; N];
                 for r in 0..self.rows {
                     let xr = self.x.add(r * self.row_step);
                     let wr = self.weight.add(r * self.kw * cin * cout + cb);
@@ -180,16 +237,14 @@ mod avx2 {
                             ox * self.cols.stride + kx * self.cols.dilation - self.cols.pad_before;
                         for ci in 0..cin {
                             let wp = wr.add((kx * cin + ci) * cout);
-                            let mut w = [_mm256_setzero_ps(); V];
+                            let mut w = [S::zero(); V];
                             for (v, w) in w.iter_mut().enumerate() {
-                                *w = lanes.load(wp.add(8 * v));
+                                *w = lanes.load(wp.add(l * v));
                             }
                             for (j, a) in acc.iter_mut().enumerate() {
-                                let x = _mm256_broadcast_ss(
-                                    &*xr.add((ix0 + j * self.cols.stride) * cin + ci),
-                                );
+                                let x = S::splat(xr.add((ix0 + j * self.cols.stride) * cin + ci));
                                 for (v, a) in a.iter_mut().enumerate() {
-                                    *a = _mm256_fmadd_ps(x, w[v], *a);
+                                    *a = S::fma(x, w[v], *a);
                                 }
                             }
                         }
@@ -197,31 +252,31 @@ mod avx2 {
                 }
                 for (j, a) in acc.into_iter().enumerate() {
                     for (v, a) in a.into_iter().enumerate() {
-                        let o = out.add((ox + j) * cout + cb + 8 * v);
-                        self.finish(a, cb + 8 * v, lanes, o);
+                        let o = out.add((ox + j) * cout + cb + l * v);
+                        self.finish(a, cb + l * v, lanes, o);
                     }
                 }
             }
         }
 
-        /// Pixels ox..ox+N (interior), all output channels.
+        /// Pixels ox..ox+N (interior), all output channels: tiles of two
+        /// vectors, then single (masked) vectors.
         ///
         /// # Safety
         /// As [`tile`](Self::tile), for all channels.
-        #[inline]
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn block<const N: usize>(&self, ox: usize, out: *mut f32) {
-            let cout = self.cout;
+        #[inline(always)]
+        unsafe fn block<S: Simd, const N: usize>(&self, ox: usize, out: *mut f32) {
+            let (cout, l) = (self.cout, S::LANES);
             let mut cb = 0;
             // SAFETY: every tile's channels are below cout.
             unsafe {
-                while cb + 16 <= cout {
-                    self.tile::<N, 2>(ox, cb, Lanes::new(8), out);
-                    cb += 16;
+                while cb + 2 * l <= cout {
+                    self.tile::<S, N, 2>(ox, cb, Lanes::new(l), out);
+                    cb += 2 * l;
                 }
                 while cb < cout {
-                    self.tile::<N, 1>(ox, cb, Lanes::new(cout - cb), out);
-                    cb += 8;
+                    self.tile::<S, N, 1>(ox, cb, Lanes::new(cout - cb), out);
+                    cb += l;
                 }
             }
         }
@@ -229,19 +284,19 @@ mod avx2 {
         /// Interior pixels lo..hi: blocks of 6, then one by one.
         ///
         /// # Safety
-        /// AVX2+FMA; every tap of pixels lo..hi reads inside the row; `out`
-        /// points at the output row.
-        #[target_feature(enable = "avx2,fma")]
-        pub(super) unsafe fn interior(&self, lo: usize, hi: usize, out: *mut f32) {
+        /// `S`'s ISA is enabled; every tap of pixels lo..hi reads inside the
+        /// row; `out` points at the output row.
+        #[inline(always)]
+        unsafe fn interior<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
             let mut ox = lo;
             // SAFETY: each block covers pixels within lo..hi.
             unsafe {
                 while ox + P <= hi {
-                    self.block::<P>(ox, out);
+                    self.block::<S, P>(ox, out);
                     ox += P;
                 }
                 while ox < hi {
-                    self.block::<1>(ox, out);
+                    self.block::<S, 1>(ox, out);
                     ox += 1;
                 }
             }
@@ -250,17 +305,18 @@ mod avx2 {
         /// One pixel anywhere in the row; taps outside the row are skipped.
         ///
         /// # Safety
-        /// AVX2+FMA; `px` points at the pixel's `cout` outputs.
-        #[target_feature(enable = "avx2,fma")]
-        pub(super) unsafe fn pixel_checked(&self, ox: usize, px: *mut f32) {
+        /// `S`'s ISA is enabled; `px` points at the pixel's `cout` outputs.
+        #[inline(always)]
+        unsafe fn pixel_checked<S: Simd>(&self, ox: usize, px: *mut f32) {
             let (cin, cout) = (self.cin, self.cout);
             let mut cb = 0;
             while cb < cout {
-                let lanes = Lanes::new(cout - cb);
+                // SAFETY: the ISA is enabled (the function's contract).
+                let lanes = unsafe { Lanes::<S>::new(cout - cb) };
                 // SAFETY: taps are read only when their column is in
                 // 0..width; channel offsets stay below cout.
                 unsafe {
-                    let mut acc = _mm256_setzero_ps();
+                    let mut acc = S::zero();
                     for r in 0..self.rows {
                         let xr = self.x.add(r * self.row_step);
                         let wr = self.weight.add(r * self.kw * cin * cout + cb);
@@ -269,15 +325,15 @@ mod avx2 {
                                 continue;
                             };
                             for ci in 0..cin {
-                                let x = _mm256_broadcast_ss(&*xr.add(ix * cin + ci));
+                                let x = S::splat(xr.add(ix * cin + ci));
                                 let w = lanes.load(wr.add((kx * cin + ci) * cout));
-                                acc = _mm256_fmadd_ps(x, w, acc);
+                                acc = S::fma(x, w, acc);
                             }
                         }
                     }
                     self.finish(acc, cb, lanes, px.add(cb));
                 }
-                cb += 8;
+                cb += S::LANES;
             }
         }
     }
@@ -290,8 +346,8 @@ mod tests {
     use super::*;
     use crate::geometry::{ConvGeometry, ConvParams, Padding};
 
-    /// Every channel tail (16-channel tiles, a masked last vector), border
-    /// pixels and rows (including taps that miss the image under wide
+    /// Every channel tail (two-vector tiles of 16 or 32 channels, a masked
+    /// last vector) of both builds, border pixels and rows (including taps that miss the image under wide
     /// padding), strides and dilations, against the oracle. Inputs and
     /// weights are dyadic (multiples of 1/8 below 1), so every sum is exact
     /// and the comparison is equality. The output sits inside a larger
@@ -302,6 +358,10 @@ mod tests {
             eprintln!("skipped: no AVX2+FMA on this CPU (the kernel cannot run here)");
             return;
         };
+        let wide = super::super::Avx512F::detect();
+        if wide.is_none() {
+            eprintln!("not tested here: the AVX-512F build (this CPU lacks AVX-512F)");
+        }
         let mut seed = 7u32;
         let mut next = move || {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -318,7 +378,19 @@ mod tests {
             },
         ];
         let mut cases = 0;
-        for (cin, cout) in [(1, 1), (3, 8), (3, 16), (3, 32), (2, 13), (4, 24), (3, 40)] {
+        for (cin, cout) in [
+            (1, 1),
+            (3, 8),
+            (3, 16),
+            (3, 32),
+            (2, 13),
+            (4, 24),
+            (3, 40),
+            (3, 17),
+            (2, 48),
+            (3, 64),
+            (1, 70),
+        ] {
             for (h, w) in [(1, 1), (4, 3), (7, 15)] {
                 for kernel in [[3, 3], [1, 4]] {
                     for (stride, dilation) in [(1, 1), (2, 1), (2, 2)] {
@@ -366,17 +438,26 @@ mod tests {
                             };
                             let (nrows, cols) = (batch * g.h.output, g.w.output * cout);
                             let guard = -1234.5f32;
-                            let mut buf = Array2::from_elem((nrows + 2, cols + 9), guard);
-                            rows(cpu, &p, 0, buf.slice_mut(s![1..nrows + 1, 4..4 + cols]));
-                            let got = buf.slice(s![1..nrows + 1, 4..4 + cols]);
                             let want = expected.to_shape((nrows, cols)).unwrap();
-                            assert_eq!(
-                                got, want,
-                                "cin {cin}, cout {cout}, {h}×{w}, kernel {kernel:?}, stride {stride}, \
-                                 dilation {dilation}, {padding:?}"
-                            );
-                            buf.slice_mut(s![1..nrows + 1, 4..4 + cols]).fill(guard);
-                            assert!(buf.iter().all(|&v| v == guard), "wrote outside its rows");
+                            let check = |run: &dyn Fn(ArrayViewMut2<'_, f32>), isa: &str| {
+                                let mut buf = Array2::from_elem((nrows + 2, cols + 9), guard);
+                                run(buf.slice_mut(s![1..nrows + 1, 4..4 + cols]));
+                                let got = buf.slice(s![1..nrows + 1, 4..4 + cols]);
+                                assert_eq!(
+                                    got, want,
+                                    "{isa}: cin {cin}, cout {cout}, {h}×{w}, kernel {kernel:?}, \
+                                     stride {stride}, dilation {dilation}, {padding:?}"
+                                );
+                                buf.slice_mut(s![1..nrows + 1, 4..4 + cols]).fill(guard);
+                                assert!(
+                                    buf.iter().all(|&v| v == guard),
+                                    "{isa}: wrote outside its rows"
+                                );
+                            };
+                            check(&|o| rows(cpu, &p, 0, o), "avx2");
+                            if let Some(wide) = wide {
+                                check(&|o| rows(wide, &p, 0, o), "avx512");
+                            }
                             cases += 1;
                         }
                     }

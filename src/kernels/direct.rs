@@ -32,13 +32,22 @@ pub(crate) struct DirectConv<'a, F> {
     pub(crate) activation: Activation,
 }
 
+/// The instruction set the direct kernel is planned for (its CPU token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DirectIsa {
+    /// The AVX2+FMA build: 6 pixels × 16 channels in 12 ymm registers.
+    Avx2(super::Avx2Fma),
+    /// The AVX-512F build: 6 pixels × 32 channels in 12 zmm registers.
+    Avx512(super::Avx512F),
+}
+
 impl<F: Float> DirectConv<'_, F> {
-    /// Output rows `first_row..` with the AVX2+FMA f32 kernel. Planned only
-    /// for f32 with at most [`MAX_CHANNELS`] input channels.
+    /// Output rows `first_row..` with the f32 kernel built for `isa`. Planned
+    /// only for f32 with at most [`MAX_CHANNELS`] input channels.
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn rows(
         &self,
-        cpu: super::Avx2Fma,
+        isa: DirectIsa,
         first_row: usize,
         out: ndarray::ArrayViewMut2<'_, F>,
     ) {
@@ -58,7 +67,10 @@ impl<F: Float> DirectConv<'_, F> {
                     geometry: self.geometry,
                     activation: self.activation,
                 };
-                super::conv_f32::rows(cpu, &p, first_row, out);
+                match isa {
+                    DirectIsa::Avx2(cpu) => super::conv_f32::rows(cpu, &p, first_row, out),
+                    DirectIsa::Avx512(cpu) => super::conv_f32::rows(cpu, &p, first_row, out),
+                }
             }
             _ => unreachable!("the direct kernel is planned for f32 only"),
         }

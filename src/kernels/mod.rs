@@ -18,8 +18,6 @@ pub(crate) mod direct;
 pub(crate) mod gemm;
 pub(crate) mod gemm_f32;
 #[cfg(target_arch = "x86_64")]
-mod lanes;
-#[cfg(target_arch = "x86_64")]
 mod simd;
 #[cfg(target_arch = "x86_64")]
 mod window;
