@@ -54,9 +54,10 @@ pub enum Algorithm {
     /// [`Error::Unsupported`] from every forward on a CPU without AVX2 and FMA.
     Avx2Fma,
     /// [`Avx2Fma`](Algorithm::Avx2Fma) with the f32 GEMM (a 14 × 32
-    /// register tile in 28 of the 32 zmm registers) and the depthwise kernel
-    /// on AVX-512F; the stem's direct kernel runs its AVX2 build.
-    /// Unsupported without AVX-512F.
+    /// register tile in 28 of the 32 zmm registers), the blocked depthwise
+    /// kernel (up to 1023 channels) and the stem's direct conv on AVX-512F;
+    /// the generic depthwise kernel runs its AVX2 build. Unsupported without
+    /// AVX-512F.
     Avx512F,
 }
 
