@@ -68,7 +68,7 @@ impl Algorithm {
     /// `SEPCONV_ALGORITHM` caps it: `portable` makes it pick `Portable` (to
     /// test the portable path on a machine with SIMD, or to rule the kernels
     /// out), `avx2` at most `Avx2Fma` (to compare with AVX-512 on one
-    /// machine).
+    /// machine); any other value is ignored.
     ///
     /// # Errors
     /// [`Error::Unsupported`] for a forced path this CPU cannot run.

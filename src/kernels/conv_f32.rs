@@ -22,7 +22,7 @@ use super::window;
 use crate::activation::Activation;
 use crate::geometry::AxisGeometry;
 
-pub(crate) use body::RowIsa;
+pub(crate) use super::simd::RowIsa;
 
 /// Runs `p` on output rows `first_row..first_row + out.nrows()` (rows of the
 /// `[N·OH, OW·C_out]` output) with the kernel built for `cpu`'s instruction
@@ -130,66 +130,10 @@ pub(crate) struct Row {
 
 mod body {
     use super::Row;
-    use crate::kernels::simd::{Avx2, Avx512, Lanes, Simd};
+    use crate::kernels::simd::{Lanes, RowKernel, Simd};
 
     /// Pixels per register block.
     const P: usize = 6;
-
-    /// The instruction sets this kernel is built for, by their tokens: the
-    /// thin `#[target_feature]` wrappers of the generic bodies below.
-    pub(crate) trait RowIsa: Copy {
-        /// [`Row::interior`] on this ISA.
-        ///
-        /// # Safety
-        /// As [`Row::interior`]; `self` proves the ISA exists.
-        unsafe fn interior(self, row: &Row, lo: usize, hi: usize, out: *mut f32);
-        /// [`Row::pixel_checked`] on this ISA.
-        ///
-        /// # Safety
-        /// As [`Row::pixel_checked`]; `self` proves the ISA exists.
-        unsafe fn pixel_checked(self, row: &Row, ox: usize, px: *mut f32);
-    }
-
-    macro_rules! row_isa {
-        ($token:ty, $simd:ty, $features:literal, $interior:ident, $pixel:ident) => {
-            impl Row {
-                #[target_feature(enable = $features)]
-                unsafe fn $interior(&self, lo: usize, hi: usize, out: *mut f32) {
-                    // SAFETY: passed on; the ISA is enabled here.
-                    unsafe { self.interior::<$simd>(lo, hi, out) }
-                }
-                #[target_feature(enable = $features)]
-                unsafe fn $pixel(&self, ox: usize, px: *mut f32) {
-                    // SAFETY: passed on; the ISA is enabled here.
-                    unsafe { self.pixel_checked::<$simd>(ox, px) }
-                }
-            }
-            impl RowIsa for $token {
-                unsafe fn interior(self, row: &Row, lo: usize, hi: usize, out: *mut f32) {
-                    // SAFETY: the token proves the ISA; the rest is passed on.
-                    unsafe { row.$interior(lo, hi, out) }
-                }
-                unsafe fn pixel_checked(self, row: &Row, ox: usize, px: *mut f32) {
-                    // SAFETY: as above.
-                    unsafe { row.$pixel(ox, px) }
-                }
-            }
-        };
-    }
-    row_isa!(
-        crate::kernels::Avx2Fma,
-        Avx2,
-        "avx2,fma",
-        interior_avx2,
-        pixel_avx2
-    );
-    row_isa!(
-        crate::kernels::Avx512F,
-        Avx512,
-        "avx512f",
-        interior_avx512,
-        pixel_avx512
-    );
 
     impl Row {
         /// `acc + bias` for channels `cb..` (masked), activated, stored at `o`.
@@ -287,7 +231,7 @@ mod body {
         /// `S`'s ISA is enabled; every tap of pixels lo..hi reads inside the
         /// row; `out` points at the output row.
         #[inline(always)]
-        unsafe fn interior<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
+        unsafe fn interior_body<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
             let mut ox = lo;
             // SAFETY: each block covers pixels within lo..hi.
             unsafe {
@@ -307,7 +251,7 @@ mod body {
         /// # Safety
         /// `S`'s ISA is enabled; `px` points at the pixel's `cout` outputs.
         #[inline(always)]
-        unsafe fn pixel_checked<S: Simd>(&self, ox: usize, px: *mut f32) {
+        unsafe fn pixel_body<S: Simd>(&self, ox: usize, px: *mut f32) {
             let (cin, cout) = (self.cin, self.cout);
             let mut cb = 0;
             while cb < cout {
@@ -335,6 +279,19 @@ mod body {
                 }
                 cb += S::LANES;
             }
+        }
+    }
+
+    impl RowKernel for Row {
+        #[inline(always)]
+        unsafe fn interior<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
+            // SAFETY: passed on.
+            unsafe { self.interior_body::<S>(lo, hi, out) }
+        }
+        #[inline(always)]
+        unsafe fn pixel_checked<S: Simd>(&self, ox: usize, px: *mut f32) {
+            // SAFETY: passed on.
+            unsafe { self.pixel_body::<S>(ox, px) }
         }
     }
 }

@@ -18,7 +18,7 @@ pub(crate) mod direct;
 pub(crate) mod gemm;
 pub(crate) mod gemm_f32;
 #[cfg(target_arch = "x86_64")]
-mod simd;
+pub(crate) mod simd;
 #[cfg(target_arch = "x86_64")]
 mod window;
 

@@ -17,7 +17,7 @@ use crate::activation::Activation;
 /// Every method may only run where the ISA's features are enabled (inside
 /// its `#[target_feature]` wrapper, on a CPU that has them); the pointer
 /// methods read or write [`LANES`](Self::LANES) floats.
-pub(super) trait Simd: Copy {
+pub(crate) trait Simd: Copy {
     /// The vector.
     type V: Copy;
     /// f32 lanes in a vector.
@@ -50,7 +50,7 @@ pub(super) trait Simd: Copy {
 
 /// A vector of `LANES` channels, or the masked first `n < LANES` of them.
 #[derive(Clone, Copy)]
-pub(super) struct Lanes<S: Simd> {
+pub(crate) struct Lanes<S: Simd> {
     mask: Option<S::Mask>,
 }
 
@@ -99,7 +99,7 @@ impl<S: Simd> Lanes<S> {
 
 /// AVX2 + FMA: 8 lanes.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Avx2;
+pub(crate) struct Avx2;
 
 impl Simd for Avx2 {
     type V = __m256;
@@ -174,7 +174,7 @@ impl Simd for Avx2 {
 
 /// AVX-512F: 16 lanes.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Avx512;
+pub(crate) struct Avx512;
 
 impl Simd for Avx512 {
     type V = __m512;
@@ -241,3 +241,70 @@ impl Simd for Avx512 {
         unsafe { _mm512_mask_storeu_ps(p, m, v) }
     }
 }
+
+/// A row kernel written once over [`Simd`]: the interior pixels of an
+/// output row in register blocks, and one border pixel with its taps checked.
+/// The depthwise and the direct conv kernels each implement it for their
+/// row problem; [`RowIsa`] runs it on an instruction set.
+pub(crate) trait RowKernel {
+    /// Interior pixels `lo..hi` of the row into `out` (the output row).
+    ///
+    /// # Safety
+    /// `S`'s ISA is enabled; every tap of pixels `lo..hi` reads inside the
+    /// row; `out` points at the output row.
+    unsafe fn interior<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32);
+    /// Pixel `ox`, anywhere in the row, into `px` (its outputs); taps
+    /// outside the row are skipped.
+    ///
+    /// # Safety
+    /// `S`'s ISA is enabled; `px` points at the pixel's outputs.
+    unsafe fn pixel_checked<S: Simd>(&self, ox: usize, px: *mut f32);
+}
+
+/// The instruction sets the row kernels are built for, by their CPU tokens:
+/// thin `#[target_feature]` wrappers around the generic bodies.
+pub(crate) trait RowIsa: Copy {
+    /// [`RowKernel::interior`] on this ISA.
+    ///
+    /// # Safety
+    /// As [`RowKernel::interior`]; `self` proves the ISA exists.
+    unsafe fn interior<R: RowKernel>(self, row: &R, lo: usize, hi: usize, out: *mut f32);
+    /// [`RowKernel::pixel_checked`] on this ISA.
+    ///
+    /// # Safety
+    /// As [`RowKernel::pixel_checked`]; `self` proves the ISA exists.
+    unsafe fn pixel_checked<R: RowKernel>(self, row: &R, ox: usize, px: *mut f32);
+}
+
+macro_rules! row_isa {
+    ($token:ty, $simd:ty, $features:literal, $interior:ident, $pixel:ident) => {
+        #[target_feature(enable = $features)]
+        unsafe fn $interior<R: RowKernel>(row: &R, lo: usize, hi: usize, out: *mut f32) {
+            // SAFETY: passed on; the ISA is enabled here.
+            unsafe { row.interior::<$simd>(lo, hi, out) }
+        }
+        #[target_feature(enable = $features)]
+        unsafe fn $pixel<R: RowKernel>(row: &R, ox: usize, px: *mut f32) {
+            // SAFETY: passed on; the ISA is enabled here.
+            unsafe { row.pixel_checked::<$simd>(ox, px) }
+        }
+        impl RowIsa for $token {
+            unsafe fn interior<R: RowKernel>(self, row: &R, lo: usize, hi: usize, out: *mut f32) {
+                // SAFETY: the token proves the ISA; the rest is passed on.
+                unsafe { $interior(row, lo, hi, out) }
+            }
+            unsafe fn pixel_checked<R: RowKernel>(self, row: &R, ox: usize, px: *mut f32) {
+                // SAFETY: as above.
+                unsafe { $pixel(row, ox, px) }
+            }
+        }
+    };
+}
+row_isa!(super::Avx2Fma, Avx2, "avx2,fma", interior_avx2, pixel_avx2);
+row_isa!(
+    super::Avx512F,
+    Avx512,
+    "avx512f",
+    interior_avx512,
+    pixel_avx512
+);
