@@ -224,14 +224,16 @@ mod body {
                 }
             }
         }
+    }
 
+    impl RowKernel for Row {
         /// Interior pixels lo..hi: blocks of 6, then one by one.
         ///
         /// # Safety
         /// `S`'s ISA is enabled; every tap of pixels lo..hi reads inside the
         /// row; `out` points at the output row.
         #[inline(always)]
-        unsafe fn interior_body<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
+        unsafe fn interior<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
             let mut ox = lo;
             // SAFETY: each block covers pixels within lo..hi.
             unsafe {
@@ -251,7 +253,7 @@ mod body {
         /// # Safety
         /// `S`'s ISA is enabled; `px` points at the pixel's `cout` outputs.
         #[inline(always)]
-        unsafe fn pixel_body<S: Simd>(&self, ox: usize, px: *mut f32) {
+        unsafe fn pixel_checked<S: Simd>(&self, ox: usize, px: *mut f32) {
             let (cin, cout) = (self.cin, self.cout);
             let mut cb = 0;
             while cb < cout {
@@ -279,19 +281,6 @@ mod body {
                 }
                 cb += S::LANES;
             }
-        }
-    }
-
-    impl RowKernel for Row {
-        #[inline(always)]
-        unsafe fn interior<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
-            // SAFETY: passed on.
-            unsafe { self.interior_body::<S>(lo, hi, out) }
-        }
-        #[inline(always)]
-        unsafe fn pixel_checked<S: Simd>(&self, ox: usize, px: *mut f32) {
-            // SAFETY: passed on.
-            unsafe { self.pixel_body::<S>(ox, px) }
         }
     }
 }

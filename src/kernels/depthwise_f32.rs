@@ -237,29 +237,6 @@ mod body {
             }
         }
 
-        /// Interior pixels lo..hi, in register blocks of 8 vectors: 2 pixels ×
-        /// 4 vectors of channels, 4 × 2 or 8 × 1, the widest that divides the
-        /// channel count (a count that is not a multiple of LANES ends with
-        /// masked 8 × 1).
-        ///
-        /// # Safety
-        /// `S`'s ISA is enabled; every tap of pixels lo..hi reads inside the
-        /// row; `out` points at the output row.
-        #[inline(always)]
-        unsafe fn interior_body<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
-            let l = S::LANES;
-            // SAFETY: each block covers pixels within lo..hi.
-            unsafe {
-                if self.c.is_multiple_of(4 * l) {
-                    self.blocks::<S, 2, 4>(lo, hi, out);
-                } else if self.c.is_multiple_of(2 * l) {
-                    self.blocks::<S, 4, 2>(lo, hi, out);
-                } else {
-                    self.blocks::<S, 8, 1>(lo, hi, out);
-                }
-            }
-        }
-
         /// Pixels lo..hi in blocks of P, the rest one by one.
         ///
         /// # Safety
@@ -284,13 +261,38 @@ mod body {
                 }
             }
         }
+    }
+
+    impl RowKernel for Row {
+        /// Interior pixels lo..hi, in register blocks of 8 vectors: 2 pixels ×
+        /// 4 vectors of channels, 4 × 2 or 8 × 1, the widest that divides the
+        /// channel count (a count that is not a multiple of LANES ends with
+        /// masked 8 × 1).
+        ///
+        /// # Safety
+        /// `S`'s ISA is enabled; every tap of pixels lo..hi reads inside the
+        /// row; `out` points at the output row.
+        #[inline(always)]
+        unsafe fn interior<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
+            let l = S::LANES;
+            // SAFETY: each block covers pixels within lo..hi.
+            unsafe {
+                if self.c.is_multiple_of(4 * l) {
+                    self.blocks::<S, 2, 4>(lo, hi, out);
+                } else if self.c.is_multiple_of(2 * l) {
+                    self.blocks::<S, 4, 2>(lo, hi, out);
+                } else {
+                    self.blocks::<S, 8, 1>(lo, hi, out);
+                }
+            }
+        }
 
         /// One pixel anywhere in the row; taps outside the row are skipped.
         ///
         /// # Safety
         /// `S`'s ISA is enabled; `px` points at the pixel's `c` outputs.
         #[inline(always)]
-        unsafe fn pixel_body<S: Simd>(&self, ox: usize, px: *mut f32) {
+        unsafe fn pixel_checked<S: Simd>(&self, ox: usize, px: *mut f32) {
             let c = self.c;
             let mut cb = 0;
             while cb < c {
@@ -315,19 +317,6 @@ mod body {
                 }
                 cb += S::LANES;
             }
-        }
-    }
-
-    impl RowKernel for Row {
-        #[inline(always)]
-        unsafe fn interior<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
-            // SAFETY: passed on.
-            unsafe { self.interior_body::<S>(lo, hi, out) }
-        }
-        #[inline(always)]
-        unsafe fn pixel_checked<S: Simd>(&self, ox: usize, px: *mut f32) {
-            // SAFETY: passed on.
-            unsafe { self.pixel_body::<S>(ox, px) }
         }
     }
 }
