@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use ndarray::Array4;
 use sepconv::mobilenet::{softmax, top_k};
-use sepconv::preprocess::{IMAGENET_CENTRAL_FRACTION, imagenet_input};
+use sepconv::preprocess::image_input;
 
 const HELP: &str = "\
 classify: top-5 ImageNet classes of photos with the pretrained MobileNet v1 1.0-224
@@ -74,9 +74,8 @@ fn run() -> Result<(), String> {
         return Ok(());
     };
     let dir = support::asset_dir()?;
-    let labels = support::labels(&dir)?;
     let t = Instant::now();
-    let net = support::load_pretrained(&dir).map_err(|e| e.to_string())?;
+    let (net, labels) = sepconv::pretrained::mobilenet_v1_from(&dir).map_err(|e| e.to_string())?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
 
     let mut inputs: Vec<(String, Array4<f32>)> = Vec::new();
@@ -89,9 +88,8 @@ fn run() -> Result<(), String> {
         args.images.clone()
     };
     for path in &images {
-        let rgb = support::load_rgb(path)?;
-        let x = imagenet_input(rgb.view(), 224, IMAGENET_CENTRAL_FRACTION)
-            .map_err(|e| e.to_string())?;
+        let photo = image::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let x = image_input(&photo, 224).map_err(|e| e.to_string())?;
         inputs.push((path.display().to_string(), x));
     }
 

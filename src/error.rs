@@ -182,6 +182,19 @@ pub enum Error {
         /// The OS error.
         message: String,
     },
+    /// A pretrained asset is missing or is not the pinned file
+    /// ([`pretrained`](crate::pretrained)).
+    #[error(
+        "pretrained asset {path}: {reason}. Fetch the assets with `python3 scripts/fetch_assets.py` \
+         in a clone of https://github.com/sepconv/sepconv: it downloads them (sha256-checked) into \
+         $SEPCONV_CACHE, else $XDG_CACHE_HOME/sepconv, else ~/.cache/sepconv"
+    )]
+    MissingAsset {
+        /// The file (or folder).
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// `Result<T, sepconv::Error>`.

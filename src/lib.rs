@@ -1,7 +1,34 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 //! Depthwise-separable convolution on ndarray, the layers to compose
 //! networks of it, and a paper-exact MobileNet v1.
+//!
+//! # Quick start
+//!
+//! Classify a photo with Google's pretrained MobileNet v1 1.0-224 (features
+//! `tf` and `image`, both on by default; add `image = "0.25"` to decode the
+//! photo). The weights and labels come from the asset cache that
+//! `scripts/fetch_assets.py` fills, see [`pretrained`]:
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "tf", feature = "image"))]
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     use sepconv::mobilenet::{softmax, top_k};
+//!     let (net, labels) = sepconv::pretrained::mobilenet_v1()?;
+//!     let x = sepconv::preprocess::image_input::<f32>(&image::open("cat.jpg")?, 224)?;
+//!     let probs = softmax(net.forward(x.view())?.view());
+//!     for (class, p) in top_k(probs.row(0), 5) {
+//!         println!("{:5.1}%  {}", 100.0 * p, labels[class]);
+//!     }
+//!     Ok(())
+//! }
+//! # #[cfg(not(all(feature = "tf", feature = "image")))]
+//! # fn main() {}
+//! ```
+//!
+//! `tests/quickstart.rs` runs these lines on the two fetched photos
+//! (Egyptian cat, espresso).
 //!
 //! # Layers
 //!
@@ -65,14 +92,50 @@
 //! - [`reference`](mod@reference): the naive oracle every fast path is tested against.
 //! - [`cost`]: mult-adds and parameters from shapes, in the paper's convention.
 //! - [`geometry`]: padding and output sizes, the only place they are computed.
-//! - [`io`] (feature `tf`): TensorFlow GraphDef import; [`preprocess`]:
-//!   TF-slim's ImageNet input pipeline.
+//! - [`pretrained`] (feature `tf`): the pretrained MobileNet v1 and its labels
+//!   in one call; [`io`] (feature `tf`): TensorFlow GraphDef import;
+//!   [`preprocess`]: TF-slim's ImageNet input pipeline (from `image` crate
+//!   images with feature `image`).
 //!
 //! # Features
 //!
 //! - `rayon` (default): forward passes split over threads by output rows, with
 //!   results identical bit for bit whatever the thread count.
-//! - `tf` (default): [`io::tf`], TensorFlow frozen-graph import through prost.
+//! - `tf` (default): [`io::tf`], TensorFlow frozen-graph import through prost,
+//!   and [`pretrained`] (sha256 through sha2).
+//! - `image` (default): [`preprocess::image_input`] and
+//!   [`preprocess::image_batch`], the `image` crate's `RgbImage` and
+//!   `DynamicImage` to network input.
+//! - `serde`: `Serialize`/`Deserialize` on the configurations
+//!   ([`mobilenet::MobileNetConfig`], [`Padding`], [`Activation`], …), [`Cost`],
+//!   [`Params`] and the summaries ([`net::Summary`], [`mobilenet::Summary`]).
+//!
+//! # Threads
+//!
+//! With `rayon`, a forward runs on the rayon pool it is called from: the
+//! global pool (one thread per core, or `RAYON_NUM_THREADS`) unless it is
+//! called inside [`rayon::ThreadPool::install`]. To choose the thread count
+//! for one network, build a pool and run the forward in it; results are the
+//! same bit for bit with any count.
+//!
+//! ```
+//! # #[cfg(feature = "rayon")] {
+//! use sepconv::mobilenet::{MobileNet, MobileNetConfig};
+//! let net = MobileNet::<f32>::seeded(&MobileNetConfig::new().with_alpha(0.25).with_resolution(128), 0)?;
+//! let x = ndarray::Array4::<f32>::zeros(net.input_shape(1));
+//! let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("a pool of 2 threads");
+//! let two = pool.install(|| net.forward(x.view()))?;
+//! let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a pool of 1 thread")
+//!     .install(|| net.forward(x.view()))?;
+//! assert_eq!(one, two);
+//! # }
+//! # Ok::<(), sepconv::Error>(())
+//! ```
+//!
+//! Build the pool once and keep it: building one starts its threads.
+//! `rayon::ThreadPoolBuilder::new().num_threads(n).build_global()` sets the
+//! count for the whole program instead. Without `rayon`, forwards run on the
+//! calling thread.
 //!
 //! # Safety
 //!
@@ -93,6 +156,7 @@ pub mod error;
 pub mod geometry;
 pub mod init;
 #[cfg(feature = "tf")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tf")))]
 pub mod io;
 mod kernels;
 pub mod layer;
@@ -104,6 +168,9 @@ mod parallel;
 mod plan;
 pub mod pool;
 pub mod preprocess;
+#[cfg(feature = "tf")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tf")))]
+pub mod pretrained;
 pub mod reference;
 mod scalar;
 

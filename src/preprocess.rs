@@ -17,6 +17,12 @@ use ndarray::{Array3, Array4, ArrayView3, Axis, s};
 
 use crate::error::{Error, Result};
 
+#[cfg(feature = "image")]
+mod from_image;
+#[cfg(feature = "image")]
+#[cfg_attr(docsrs, doc(cfg(feature = "image")))]
+pub use from_image::{RgbSource, image_batch, image_input, rgb_view};
+
 /// The `central_fraction` TF-slim's ImageNet evaluation uses.
 pub const IMAGENET_CENTRAL_FRACTION: f32 = 0.875;
 
