@@ -13,6 +13,7 @@ use crate::Float;
 /// assert_eq!(Activation::Identity.apply(-2.0_f64), -2.0);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Activation {
     /// `x` (no activation).
     #[default]

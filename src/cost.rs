@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 
 /// Parameter counts, by part.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Params {
     /// Convolution and fully connected weights (the paper's count).
     pub weights: u64,
@@ -68,6 +69,7 @@ impl Add for Params {
 
 /// The cost of a layer or a network.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Cost {
     /// Multiply-accumulates (the paper's "mult-adds").
     pub mult_adds: u64,
@@ -97,6 +99,31 @@ impl Cost {
                 bn_stats: add(self.params.bn_stats, o.params.bn_stats)?,
             },
         })
+    }
+}
+
+/// `568,740,352 mult-adds, 4,209,088 weights (4,253,864 parameters stored)`:
+/// the paper's two figures, then everything stored (biases and BatchNorm
+/// included).
+///
+/// ```
+/// let c = sepconv::mobilenet::MobileNetConfig::new().summary()?.total;
+/// assert_eq!(
+///     c.to_string(),
+///     "568,740,352 mult-adds, 4,209,088 weights (4,253,864 parameters stored)"
+/// );
+/// # Ok::<(), sepconv::Error>(())
+/// ```
+impl std::fmt::Display for Cost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::net::summary::thousands;
+        write!(
+            f,
+            "{} mult-adds, {} weights ({} parameters stored)",
+            thousands(self.mult_adds),
+            thousands(self.params.weights),
+            thousands(self.params.total())
+        )
     }
 }
 

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 /// symmetric padding is `Padding::Explicit` with equal sides
 /// ([`Padding::symmetric`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Padding {
     /// No padding; windows that would leave the input are dropped.
     #[default]
@@ -232,6 +233,7 @@ impl ConvGeometry {
 /// Stride, dilation and padding of a convolution: the settings every conv
 /// layer shares. `Default` is stride 1, dilation 1, `Valid`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ConvParams {
     /// Stride [h, w].
     pub stride: [usize; 2],

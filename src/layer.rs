@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 
 /// What a layer is, for summaries: its type, stride and weight shape.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct LayerInfo {
     /// The layer type: `"Conv2d"`, `"DepthwiseConv2d"`, `"Dense"`, …
     pub kind: &'static str,
@@ -68,6 +69,7 @@ impl LayerInfo {
 
 /// One row of a network summary: a layer and the shapes it sees.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SummaryRow {
     /// The layer's path in the network (`"2"`, `"block/1"`, or the name it
     /// was given).

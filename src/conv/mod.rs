@@ -36,6 +36,7 @@ use crate::geometry::ConvParams;
 /// one this CPU supports; the others force a path, for tests and benchmarks.
 /// A layer resolves it once, when it is built (or given a new one).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub enum Algorithm {
     /// The fastest path available on this CPU (detected at run time).

@@ -35,6 +35,7 @@ use crate::geometry::{ConvParams, Padding};
 
 /// The network's shape, as in the paper.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Variant {
     /// Table 1: 13 depthwise separable blocks.
     #[default]
@@ -115,6 +116,7 @@ pub const BLOCKS: [(usize, usize); 13] = [
 /// | `variant` | `Standard` | `Shallow`, `FullConv` |
 /// | `bn_epsilon` | 0.001 | TF-slim's BatchNorm ε |
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MobileNetConfig {
     /// Width multiplier α.
     pub alpha: f64,
@@ -154,6 +156,7 @@ impl Default for MobileNetConfig {
 
 /// What a layer of the network is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum LayerKind {
     /// A standard 3×3 convolution (the first layer; every layer of `FullConv`).
     Conv,
@@ -189,6 +192,7 @@ impl LayerKind {
 
 /// One layer of the architecture: shapes only, no tensors.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LayerSpec {
     /// TF-slim name without the `MobilenetV1/` scope: `Conv2d_0`,
     /// `Conv2d_1_depthwise`, `Conv2d_1_pointwise`, …, `Logits`.

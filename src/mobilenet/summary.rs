@@ -7,6 +7,7 @@ use crate::net::summary::{Cells, cells, markdown_table, text_table, total_cells,
 
 /// One row of the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LayerRow {
     /// The layer.
     pub spec: LayerSpec,
@@ -29,6 +30,7 @@ impl LayerRow {
 
 /// Share of mult-adds and parameters of one layer type (the paper's Table 2).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Breakdown {
     /// The layer type.
     pub kind: LayerKind,
@@ -45,6 +47,7 @@ pub struct Breakdown {
 /// A network's cost, layer by layer, in the paper's convention
 /// ([`crate::cost`]).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Summary {
     /// The configuration summarized.
     pub config: MobileNetConfig,
@@ -158,5 +161,19 @@ impl Summary {
             self.footer(),
             self.breakdown_lines("- ")
         )
+    }
+}
+
+/// The table as [`to_text`](Summary::to_text) prints it.
+///
+/// ```
+/// let s = sepconv::mobilenet::MobileNetConfig::new().with_alpha(0.25).summary()?;
+/// assert_eq!(s.to_string(), s.to_text());
+/// assert!(s.to_string().contains("Conv2d_13_pointwise"));
+/// # Ok::<(), sepconv::Error>(())
+/// ```
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_text())
     }
 }

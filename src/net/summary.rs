@@ -10,6 +10,7 @@ use crate::layer::SummaryRow;
 /// part. Made by [`Sequential::summary`](super::Sequential::summary) from
 /// shapes alone (no forward runs).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Summary {
     /// The network's input `[N, H, W, C]`.
     pub input: [usize; 4],
@@ -220,5 +221,12 @@ impl Summary {
             "total": { "mult_adds": self.total.mult_adds, "params": params(&self.total) },
         })
         .to_string()
+    }
+}
+
+/// The table as [`to_text`](Summary::to_text) prints it.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_text())
     }
 }
