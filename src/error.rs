@@ -182,6 +182,23 @@ pub enum Error {
         /// The OS error.
         message: String,
     },
+    /// The input's channel count does not match the layer, and the shapes
+    /// look like another layout: an NCHW input to an NHWC layer, or PyTorch
+    /// weights given where HWIO ones are expected. `hint` names the
+    /// [`layout`](crate::layout) converter.
+    #[error("{what}: expected {expected} input channels, got {got} (input {shape}); {hint}")]
+    Layout {
+        /// The layer.
+        what: String,
+        /// Channels the layer takes.
+        expected: usize,
+        /// Channels of the input (its last axis).
+        got: usize,
+        /// The input's shape.
+        shape: Shape,
+        /// What the shapes look like, and the converter to use.
+        hint: String,
+    },
     /// A pretrained asset is missing or is not the pinned file
     /// ([`pretrained`](crate::pretrained)).
     #[error(

@@ -8,6 +8,14 @@
 //! | depthwise `Conv2d(groups=C).weight` `[C·m, 1, kh, kw]` | `[kh, kw, C, m]` | [`torch_depthwise`] |
 //! | 1×1 `Conv2d.weight` `[C_out, C_in, 1, 1]` | `[C_in, C_out]` | [`torch_pointwise`] |
 //!
+//! Exporting to PyTorch (or ONNX) goes the other way: [`nhwc_to_nchw`],
+//! [`hwio_to_oihw`], [`depthwise_to_torch`] and [`pointwise_to_torch`], each
+//! the exact inverse of its import.
+//!
+//! A layer given an NCHW input, or PyTorch weights where the crate's are
+//! expected, fails with [`Error::Layout`](crate::Error::Layout), whose
+//! message names the converter to use.
+//!
 //! PyTorch's `padding=p` is [`Padding::symmetric(p)`](crate::Padding::symmetric),
 //! not `Padding::Same` (TensorFlow's asymmetric SAME).
 //!
@@ -21,7 +29,7 @@
 //! assert_eq!(nhwc_to_nchw(y.view()), x);
 //! ```
 
-use ndarray::{Array2, Array4, ArrayView4};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
 
 use crate::Float;
 use crate::error::{Error, Result};
@@ -97,6 +105,42 @@ pub fn torch_pointwise<F: Float>(w: ArrayView4<'_, F>) -> Result<Array2<F>> {
         ));
     }
     Ok(Array2::from_shape_fn((ci, co), |(i, o)| w[[o, i, 0, 0]]))
+}
+
+/// `[kh, kw, C, m]` → PyTorch depthwise weight `[C·m, 1, kh, kw]` (for a
+/// `Conv2d` with `groups = C`): the inverse of [`torch_depthwise`].
+///
+/// ```
+/// use ndarray::Array4;
+/// use sepconv::layout::{depthwise_to_torch, torch_depthwise};
+/// let w = Array4::from_shape_fn((3, 3, 4, 2), |(y, x, c, j)| (y * 1000 + x * 100 + c * 10 + j) as f32);
+/// let t = depthwise_to_torch(w.view());
+/// assert_eq!(t.shape(), &[8, 1, 3, 3]);
+/// assert_eq!(t[[2 * 2 + 1, 0, 1, 2]], w[[1, 2, 2, 1]]); // channel c·m + j
+/// assert_eq!(torch_depthwise(t.view(), 4)?, w);
+/// # Ok::<(), sepconv::Error>(())
+/// ```
+pub fn depthwise_to_torch<F: Float>(w: ArrayView4<'_, F>) -> Array4<F> {
+    let [kh, kw, c, m] = crate::conv::dims4(w.shape());
+    Array4::from_shape_fn((c * m, 1, kh, kw), |(o, _, y, x)| w[[y, x, o / m, o % m]])
+}
+
+/// `[C_in, C_out]` → PyTorch 1×1 conv weight `[C_out, C_in, 1, 1]`: the
+/// inverse of [`torch_pointwise`].
+///
+/// ```
+/// use ndarray::Array2;
+/// use sepconv::layout::{pointwise_to_torch, torch_pointwise};
+/// let w = Array2::from_shape_fn((3, 5), |(i, o)| (i * 10 + o) as f64);
+/// let t = pointwise_to_torch(w.view());
+/// assert_eq!(t.shape(), &[5, 3, 1, 1]);
+/// assert_eq!(t[[4, 2, 0, 0]], w[[2, 4]]);
+/// assert_eq!(torch_pointwise(t.view())?, w);
+/// # Ok::<(), sepconv::Error>(())
+/// ```
+pub fn pointwise_to_torch<F: Float>(w: ArrayView2<'_, F>) -> Array4<F> {
+    let (ci, co) = w.dim();
+    Array4::from_shape_fn((co, ci, 1, 1), |(o, i, _, _)| w[[i, o]])
 }
 
 #[cfg(test)]

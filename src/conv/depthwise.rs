@@ -117,10 +117,14 @@ impl<F: Float> DepthwiseConv2d<F> {
     /// The resolved geometry for an input of shape `[N, H, W, C]`.
     ///
     /// # Errors
-    /// [`Error::ZeroSize`], [`Error::ChannelMismatch`] and the geometry errors.
+    /// [`Error::ZeroSize`], [`Error::ChannelMismatch`] and the geometry errors;
+    /// [`Error::Layout`] instead of a channel mismatch when the input looks
+    /// NCHW or the weight like PyTorch's depthwise `[C·m, 1, kh, kw]` (the
+    /// message names the [`layout`](crate::layout) converter).
     pub fn geometry(&self, input: [usize; 4]) -> Result<ConvGeometry> {
         self.core
             .geometry("DepthwiseConv2d input", input, self.channels())
+            .map_err(|e| super::weight_layout_hint(e, &input, self.core.weight.shape(), true))
     }
 
     /// This layer with `bn` (over the C·m outputs) folded in.

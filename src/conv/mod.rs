@@ -29,7 +29,7 @@ use ndarray::{Array1, Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4};
 
 use crate::Float;
 use crate::activation::Activation;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Shape};
 use crate::geometry::ConvParams;
 
 /// Which implementation a layer runs. The default, `Auto`, picks the fastest
@@ -140,13 +140,87 @@ pub(crate) fn check_input(what: &str, shape: &[usize], channels: usize) -> Resul
         });
     }
     if shape[3] != channels {
-        return Err(Error::ChannelMismatch {
+        return Err(channel_mismatch(what, shape, channels));
+    }
+    Ok(())
+}
+
+/// [`Error::ChannelMismatch`] for an NHWC input whose last axis is not
+/// `channels`, or [`Error::Layout`] when its axis 1 is: the NCHW array of a
+/// PyTorch user.
+pub(crate) fn channel_mismatch(what: &str, shape: &[usize], channels: usize) -> Error {
+    if shape.len() == 4 && shape[1] == channels {
+        return Error::Layout {
             what: what.into(),
             expected: channels,
             got: shape[3],
-        });
+            shape: shape.into(),
+            hint: format!(
+                "it looks like an NCHW array [N, C, H, W] (axis 1 holds {channels}); sepconv \
+                 takes NHWC [N, H, W, C]: convert it with sepconv::layout::nchw_to_nhwc"
+            ),
+        };
     }
-    Ok(())
+    Error::ChannelMismatch {
+        what: what.into(),
+        expected: channels,
+        got: shape[3],
+    }
+}
+
+/// Turns the [`Error::ChannelMismatch`] of a conv's input check into
+/// [`Error::Layout`] when the conv's weight looks like a PyTorch one read as
+/// the crate's: OIHW `[C_out, C_in/g, k, k]` read as HWIO (axis 1 is the
+/// input's channel count and the last two axes a square kernel), or a
+/// depthwise `[C·m, 1, k, k]` read as `[kh, kw, C, m]`. Any other error is
+/// returned as it is.
+pub(crate) fn weight_layout_hint(
+    e: Error,
+    input: &[usize],
+    weight: &[usize],
+    depthwise: bool,
+) -> Error {
+    let Error::ChannelMismatch {
+        what,
+        expected,
+        got,
+    } = e
+    else {
+        return e;
+    };
+    let [a, b, c, d] = dims4(weight);
+    let square_kernel = c == d && c <= 11;
+    let hint = if depthwise && b == 1 && square_kernel && got > 0 && a % got == 0 {
+        Some(format!(
+            "the weight {shape}, read as [kh, kw, C, m], takes {expected} channels; it looks \
+             like PyTorch's depthwise [C·m, 1, kh, kw]: convert it with \
+             sepconv::layout::torch_depthwise",
+            shape = Shape::from(weight)
+        ))
+    } else if !depthwise && b == got && square_kernel {
+        Some(format!(
+            "the weight {shape}, read as HWIO [kh, kw, C_in/groups, C_out], takes {expected} \
+             channels; it looks like PyTorch's OIHW [C_out, C_in/groups, kh, kw]: convert it \
+             with sepconv::layout::oihw_to_hwio",
+            shape = Shape::from(weight)
+        ))
+    } else {
+        None
+    };
+    match hint {
+        Some(hint) => Error::Layout {
+            what,
+            expected,
+            got,
+            shape: input.into(),
+            hint,
+        },
+        None => Error::ChannelMismatch {
+            what,
+            expected,
+            got,
+        },
+    }
 }
 
 /// Checks an optional bias length against the output channel count.

@@ -183,10 +183,13 @@ impl<F: Float> Conv2d<F> {
     ///
     /// # Errors
     /// [`Error::ZeroSize`], [`Error::ChannelMismatch`] and the geometry errors
-    /// ([`Error::KernelTooLarge`], …).
+    /// ([`Error::KernelTooLarge`], …); [`Error::Layout`] instead of a channel
+    /// mismatch when the input looks NCHW or the weight looks like PyTorch's
+    /// OIHW (the message names the [`layout`](crate::layout) converter).
     pub fn geometry(&self, input: [usize; 4]) -> Result<ConvGeometry> {
         self.core
             .geometry("Conv2d input", input, self.in_channels())
+            .map_err(|e| super::weight_layout_hint(e, &input, self.core.weight.shape(), false))
     }
 
     /// This layer with `bn` folded in (weights scaled per output channel,

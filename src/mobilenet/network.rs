@@ -197,11 +197,11 @@ impl<F: Float> MobileNet<F> {
             });
         }
         if c != 3 {
-            return Err(Error::ChannelMismatch {
-                what: "MobileNet input (RGB)".into(),
-                expected: 3,
-                got: c,
-            });
+            return Err(crate::conv::channel_mismatch(
+                "MobileNet input (RGB)",
+                x.shape(),
+                3,
+            ));
         }
         if (h, w) != (r, r) {
             return Err(Error::shape(
@@ -224,7 +224,9 @@ impl<F: Float> MobileNet<F> {
     /// classifier) for an NHWC batch.
     ///
     /// # Errors
-    /// [`Error::ChannelMismatch`] for an input that is not RGB,
+    /// [`Error::ChannelMismatch`] for an input that is not RGB
+    /// ([`Error::Layout`] when it looks NCHW `[N, 3, H, W]`: convert it with
+    /// [`layout::nchw_to_nhwc`](crate::layout::nchw_to_nhwc)),
     /// [`Error::ShapeMismatch`] for one that is not `R×R`, [`Error::ZeroSize`]
     /// for an empty batch.
     pub fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array2<F>> {
