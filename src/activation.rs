@@ -1,4 +1,11 @@
 //! Element-wise activations, fused into a conv's output by every layer.
+//!
+//! ```
+//! use sepconv::Activation;
+//! let mut xs = [-1.0_f32, 0.5, 9.0];
+//! Activation::Relu6.apply_slice(&mut xs);
+//! assert_eq!(xs, [0.0, 0.5, 6.0]);
+//! ```
 
 use crate::Float;
 

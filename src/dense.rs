@@ -1,4 +1,14 @@
 //! The dense (fully connected) layer, on the pointwise convolution's GEMM.
+//!
+//! ```
+//! use ndarray::{Array1, Array2, Array4};
+//! use sepconv::{Dense, Layer};
+//! // [N, 1, 1, 3] → [N, 1, 1, 2]: y = x·W + b.
+//! let dense = Dense::new(Array2::from_shape_vec((3, 2), vec![1.0_f32, 0.0, 0.0, 1.0, 1.0, 1.0]).unwrap(), Some(Array1::from(vec![0.5, -0.5])))?;
+//! let x = Array4::from_shape_vec((1, 1, 1, 3), vec![1.0, 2.0, 3.0]).unwrap();
+//! assert_eq!(dense.forward(x.view())?.into_raw_vec_and_offset().0, [4.5, 4.5]);
+//! # Ok::<(), sepconv::Error>(())
+//! ```
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayView4, ArrayViewMut4};
 

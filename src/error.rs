@@ -3,6 +3,16 @@
 //! Every constructor and every forward pass validates its input and returns
 //! [`Result`]; the error carries the numbers that were wrong (expected and got
 //! shapes, the offending value) so the message alone tells what to fix.
+//!
+//! ```
+//! use ndarray::Array4;
+//! use sepconv::{Conv2d, Error};
+//! let conv = Conv2d::builder(Array4::<f32>::ones((3, 3, 4, 8))).build()?;
+//! let e = conv.forward(Array4::ones((1, 5, 5, 3)).view()).unwrap_err();
+//! assert_eq!(e.to_string(), "Conv2d input: expected 4 input channels, got 3");
+//! assert!(matches!(e, Error::ChannelMismatch { expected: 4, got: 3, .. }));
+//! # Ok::<(), sepconv::Error>(())
+//! ```
 
 use std::fmt;
 

@@ -3,6 +3,15 @@
 //! This is the only place in the crate that computes output sizes and padding
 //! amounts; every layer, the oracle and the cost model call [`ConvGeometry::new`].
 //! All arithmetic is checked: absurd sizes give [`Error::Overflow`], not a wrap.
+//!
+//! ```
+//! use sepconv::{ConvGeometry, Padding};
+//! // 3×3, stride 1, PyTorch's padding=1 keeps 7×7.
+//! let g = ConvGeometry::new([7, 7], [3, 3], [1, 1], [1, 1], Padding::symmetric(1))?;
+//! assert_eq!(g.output(), [7, 7]);
+//! assert!(ConvGeometry::new([2, 2], [3, 3], [1, 1], [1, 1], Padding::Valid).is_err());
+//! # Ok::<(), sepconv::Error>(())
+//! ```
 
 use crate::error::{Error, Result};
 

@@ -13,7 +13,7 @@
 //! the exact inverse of its import.
 //!
 //! A layer given an NCHW input, or PyTorch weights where the crate's are
-//! expected, fails with [`Error::Layout`](crate::Error::Layout), whose
+//! expected, fails with [`Error::Layout`], whose
 //! message names the converter to use.
 //!
 //! PyTorch's `padding=p` is [`Padding::symmetric(p)`](crate::Padding::symmetric),

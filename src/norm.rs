@@ -1,4 +1,18 @@
 //! Inference BatchNorm, and folding it into the convolution before it.
+//!
+//! ```
+//! use ndarray::{Array1, Array4};
+//! use sepconv::{BatchNorm, Conv2d};
+//! // γ = 2, β = 1, mean = 0, variance = 1 (ε = 0): y = 2x + 1.
+//! let bn = BatchNorm::new(Array1::from_elem(2, 2.0_f64), Array1::ones(2), Array1::zeros(2), Array1::ones(2), 0.0)?;
+//! let x = Array4::from_elem((1, 2, 2, 2), 3.0);
+//! assert!(bn.forward(x.view())?.iter().all(|&v| v == 7.0));
+//! // Folded into the conv before it, the pair is one conv.
+//! let conv = Conv2d::builder(Array4::ones((1, 1, 2, 2))).build()?;
+//! let folded = conv.fold_batch_norm(&bn)?;
+//! assert_eq!(folded.forward(x.view())?, bn.forward(conv.forward(x.view())?.view())?);
+//! # Ok::<(), sepconv::Error>(())
+//! ```
 
 use ndarray::{Array1, Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4, Axis, Zip};
 

@@ -12,6 +12,16 @@
 //! [`imagenet_input`] runs exactly these steps; [`central_crop`] and [`resize_bilinear`]
 //! are the two geometric steps on their own. All images are `[height, width, channels]`
 //! (HWC); the network input is NHWC `[1, size, size, 3]`.
+//!
+//! ```
+//! use ndarray::Array3;
+//! use sepconv::preprocess::{IMAGENET_CENTRAL_FRACTION, imagenet_input};
+//! let white = Array3::<u8>::from_elem((300, 400, 3), 255);
+//! let x = imagenet_input(white.view(), 224, IMAGENET_CENTRAL_FRACTION)?;
+//! assert_eq!(x.shape(), &[1, 224, 224, 3]);
+//! assert!(x.iter().all(|&v| v == 1.0));
+//! # Ok::<(), sepconv::Error>(())
+//! ```
 
 use ndarray::{Array3, Array4, ArrayView3, Axis, s};
 

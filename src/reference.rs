@@ -9,6 +9,18 @@
 //!
 //! Layouts are the crate's: input NHWC, weights HWIO `[kh, kw, C_in/groups, C_out]`,
 //! depthwise `[kh, kw, C, multiplier]`, pointwise `[C_in, C_out]`.
+//!
+//! ```
+//! use ndarray::Array4;
+//! use sepconv::{ConvParams, Padding};
+//! // A 3×3 box filter on ones, TensorFlow SAME: 9 inside, 4 in the corners.
+//! let x = Array4::<f64>::ones((1, 4, 4, 1));
+//! let w = Array4::<f64>::ones((3, 3, 1, 1));
+//! let params = ConvParams { padding: Padding::Same, ..ConvParams::default() };
+//! let y = sepconv::reference::conv2d(x.view(), w.view(), None, &params, 1)?;
+//! assert_eq!((y[[0, 1, 1, 0]], y[[0, 0, 0, 0]]), (9.0, 4.0));
+//! # Ok::<(), sepconv::Error>(())
+//! ```
 
 use ndarray::{Array4, ArrayView1, ArrayView2, ArrayView4, Axis};
 

@@ -11,6 +11,20 @@
 //! | [`Conv2d`] | `[kh, kw, C_in / groups, C_out]` (HWIO) | `[C_out]` | `[N, H, W, C_in]` → `[N, OH, OW, C_out]` |
 //! | [`DepthwiseConv2d`] | `[kh, kw, C, m]` | `[C·m]` | `[N, H, W, C]` → `[N, OH, OW, C·m]` (channel `c·m + j`) |
 //! | [`PointwiseConv2d`] | `[C_in, C_out]` | `[C_out]` | `[N, H, W, C_in]` → `[N, H, W, C_out]` |
+//!
+//! ```
+//! use ndarray::{Array2, Array4};
+//! use sepconv::{Padding, PointwiseConv2d, SeparableConv2d};
+//! let pw = PointwiseConv2d::new(Array2::<f32>::ones((8, 4)), None)?;
+//! assert_eq!(pw.forward(Array4::ones((1, 5, 5, 8)).view())?.shape(), &[1, 5, 5, 4]);
+//! // The MobileNet block: 3×3 depthwise then 1×1, stride 2, TensorFlow SAME.
+//! let sep = SeparableConv2d::builder(Array4::<f32>::ones((3, 3, 8, 1)), Array2::ones((8, 16)))
+//!     .stride(2)
+//!     .padding(Padding::Same)
+//!     .build()?;
+//! assert_eq!(sep.forward(Array4::ones((1, 10, 10, 8)).view())?.shape(), &[1, 5, 5, 16]);
+//! # Ok::<(), sepconv::Error>(())
+//! ```
 
 mod depthwise;
 mod pointwise;

@@ -15,6 +15,12 @@
 //!
 //! Decoding never panics: malformed bytes give [`Error::Format`] with format
 //! `"GraphDef"`.
+//!
+//! ```
+//! // Bytes that are not a GraphDef are an error value, not a panic.
+//! let e = sepconv::io::tf::GraphDefWeights::from_bytes(&[0xff; 7]).err().expect("not a graph");
+//! assert!(e.to_string().contains("GraphDef"), "{e}");
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

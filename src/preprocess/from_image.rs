@@ -44,7 +44,7 @@ impl<T: RgbSource + ?Sized> RgbSource for &T {
 /// let img = image::RgbImage::from_fn(4, 2, |x, y| image::Rgb([x as u8, y as u8, 7]));
 /// let v = sepconv::preprocess::rgb_view(&img);
 /// assert_eq!(v.shape(), &[2, 4, 3]);
-/// assert_eq!(v[[1, 3]], [3, 1, 7]); // row 1, column 3
+/// assert_eq!(v.slice(ndarray::s![1, 3, ..]).to_vec(), [3, 1, 7]); // row 1, column 3
 /// ```
 pub fn rgb_view(image: &RgbImage) -> ArrayView3<'_, u8> {
     let (w, h) = image.dimensions();
