@@ -73,7 +73,7 @@ fn run() -> Result<(), String> {
         println!("{HELP}");
         return Ok(());
     };
-    let dir = support::asset_dir()?;
+    let dir = support::fetch_assets(!args.json)?;
     let t = Instant::now();
     let (net, labels) = sepconv::pretrained::mobilenet_v1_from(&dir).map_err(|e| e.to_string())?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;

@@ -22,7 +22,8 @@ only verifies them. A cached file with a wrong hash is deleted and fetched again
 a freshly fetched file with a wrong hash is deleted and the script fails (or moves
 on to the fallback source, where there is one).
 
-Progress goes to stderr; the last line on stdout is the cache folder's path.
+Progress goes to stderr (step k of 4, what is verified or downloaded, the size
+and time of each download); the last line on stdout is the cache folder's path.
 Exit status 0 on success, 1 on any failure (with a message saying what failed).
 Python 3 standard library only.
 """
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -407,29 +409,32 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def ensure_asset(cache: Path, tmp: Path, name: str,
-                 sources: list[tuple[Callable[[Path], bytes], str]]) -> None:
+                 sources: list[tuple[Callable[[Path], bytes], str]], step: str) -> None:
     path = cache / name
     if path.is_file():
+        log(f"{step} verify  {name} (sha256)")
         got = sha256_file(path)
         expected = sorted({sha for _, sha in sources})
         if got in expected:
-            log(f"ok      {name}")
+            log(f"{step} ok      {name}")
             return
         log(f"sha256 mismatch for cached {path}: expected {' or '.join(expected)}, "
             f"got {got}; deleting it and fetching it again")
         path.unlink()
     errors = []
     for source, sha in sources:
-        log(f"fetch   {name} from {source.__doc__}")
+        log(f"{step} fetch   {name} from {source.__doc__} (a download; this can take a minute)")
+        start = time.monotonic()
         try:
             data = source(tmp)
             check_hash(f"{name} (from {source.__doc__})", data, sha)
         except FetchError as e:
-            log(f"failed: {e}")
+            log(f"{step} failed: {e}")
             errors.append(f"{source.__doc__}: {e}")
             continue
         write_atomic(path, data)
-        log(f"stored  {path}")
+        log(f"{step} stored  {path} ({len(data) / 1e6:.1f} MB, sha256 checked, "
+            f"{time.monotonic() - start:.1f} s)")
         return
     raise FetchError(f"could not fetch {name}:\n  " + "\n  ".join(errors))
 
@@ -458,11 +463,15 @@ def main(argv: list[str]) -> int:
         # call this script at once on a fresh machine: one fetches at a time,
         # the others wait and then only verify.
         with open(cache / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log(f"waiting for another fetch_assets.py to finish with {cache}")
+                fcntl.flock(lock, fcntl.LOCK_EX)
             with tempfile.TemporaryDirectory(prefix="sepconv-fetch-") as t:
                 tmp = Path(t)
-                for name, sources in ASSETS:
-                    ensure_asset(cache, tmp, name, sources)
+                for k, (name, sources) in enumerate(ASSETS, 1):
+                    ensure_asset(cache, tmp, name, sources, f"[{k}/{len(ASSETS)}]")
             ensure_attribution(cache)
     except FetchError as e:
         log(f"error: {e}")

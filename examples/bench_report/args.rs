@@ -22,7 +22,8 @@ usage: cargo run --release --example bench_report -- [OPTIONS]
   --no-svg        do not write the chart
   -h, --help      this text
 
-Progress goes to stderr; tables or JSON to stdout.";
+Progress (step k of n, what is timed, seconds so far) goes to stderr, none
+with --json; tables or JSON to stdout.";
 
 /// Timed runs by default and with `--quick`.
 pub const RUNS: usize = 21;

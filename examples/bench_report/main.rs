@@ -82,12 +82,16 @@ fn run() -> Result<(), String> {
         && !report.networks.is_empty()
     {
         write_svg(&report, path)?;
-        eprintln!("bench_report: chart written to {}", path.display());
+        if !o.json {
+            eprintln!("bench_report: chart written to {}", path.display());
+        }
     }
-    eprintln!(
-        "bench_report: done in {:.1} s",
-        report.elapsed.as_secs_f64()
-    );
+    if !o.json {
+        eprintln!(
+            "bench_report: done in {:.1} s",
+            report.elapsed.as_secs_f64()
+        );
+    }
     Ok(())
 }
 

@@ -31,29 +31,46 @@ pub fn run_report(o: &Options) -> Result<Report, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let start = Instant::now();
+    // Progress on stderr: step k of n, what is timed, time so far; none
+    // under --json.
+    let (blocks, cases) = (blocks(), network_cases());
+    let total =
+        if o.layers { blocks.len() } else { 0 } + if o.networks { cases.len() + 1 } else { 0 };
+    let mut step = 0;
+    let mut progress = |what: String| {
+        step += 1;
+        if !o.json {
+            eprintln!(
+                "bench_report: [{step}/{total}] {what} ({:.0} s so far)",
+                start.elapsed().as_secs_f64()
+            );
+        }
+    };
     pool.install(|| {
         let threads = rayon::current_num_threads();
         let mut layers = Vec::new();
         if o.layers {
             let mut rng = Rng(SplitMix64::new(0x5EB_C0DE));
-            for b in blocks() {
-                eprintln!("bench_report: layers {}", b.name());
+            for &b in &blocks {
+                progress(format!("layers {}", b.name()));
                 layers.push(time_block(b, o, &mut rng)?);
             }
         }
         let mut networks = Vec::new();
         if o.networks {
-            for (config, batch) in network_cases() {
-                eprintln!(
-                    "bench_report: network {} {} batch {batch}",
+            for &(config, batch) in &cases {
+                progress(format!(
+                    "network {} {} batch {batch}",
                     config.name(),
                     config.variant.name()
-                );
+                ));
                 networks.push(time_network(config, batch, o)?);
             }
         }
         let batches = if o.networks {
-            eprintln!("bench_report: 1.0-224 batch {BATCH} against batch 1, alternating");
+            progress(format!(
+                "1.0-224 batch {BATCH} against batch 1, alternating"
+            ));
             Some(time_batches(MobileNetConfig::new(), o)?)
         } else {
             None

@@ -18,11 +18,23 @@ pub const PHOTOS: [&str; 2] = ["chelsea.png", "coffee.png"];
 
 /// Runs `scripts/fetch_assets.py` (idempotent: it only verifies checksums
 /// when the cache is filled) and returns the cache folder it prints last.
+/// Its progress is kept, and shown only if it fails.
 pub fn asset_dir() -> Result<PathBuf, String> {
+    fetch_assets(false)
+}
+
+/// As [`asset_dir`], with the script's progress (what it verifies or
+/// downloads, step k of 4) on stderr as it goes when `progress` is true.
+pub fn fetch_assets(progress: bool) -> Result<PathBuf, String> {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = Command::new("python3")
         .arg(format!("{root}/scripts/fetch_assets.py"))
         .current_dir(root)
+        .stderr(if progress {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::piped()
+        })
         .output()
         .map_err(|e| format!("could not run `python3 scripts/fetch_assets.py`: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
