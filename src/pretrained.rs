@@ -130,6 +130,9 @@ fn cache_dir_from(
     }
 }
 
+/// The size above which a file cannot be a pinned asset (64 MiB).
+const MAX_ASSET_BYTES: u64 = 64 << 20;
+
 /// The bytes of `path`, if their sha256 is one of `expected`.
 fn read_verified(path: &Path, expected: &[&str]) -> Result<Vec<u8>> {
     let missing = |reason: String| Error::MissingAsset {
@@ -142,6 +145,16 @@ fn read_verified(path: &Path, expected: &[&str]) -> Result<Vec<u8>> {
         } else {
             "not found".into()
         }));
+    }
+    // The pinned files are 17 MB and 10 KB: anything much larger is not
+    // one of them, and is refused before it is read.
+    let len = std::fs::metadata(path)
+        .map_err(|e| missing(e.to_string()))?
+        .len();
+    if len > MAX_ASSET_BYTES {
+        return Err(missing(format!(
+            "{len} bytes, more than any pinned asset ({MAX_ASSET_BYTES} at most)"
+        )));
     }
     let bytes = std::fs::read(path).map_err(|e| missing(e.to_string()))?;
     let got = hex(&Sha256::digest(&bytes));
