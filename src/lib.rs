@@ -117,7 +117,7 @@ pub use dense::Dense;
 pub use error::{Error, Result, Shape};
 pub use geometry::{ConvGeometry, ConvParams, Padding, Size2};
 pub use layer::{Layer, LayerInfo, SummaryRow};
-pub use net::{Residual, Sequential};
+pub use net::{InvertedResidual, Residual, Sequential};
 pub use norm::BatchNorm;
 pub use pool::{AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d};
 pub use scalar::Float;
