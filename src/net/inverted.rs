@@ -338,7 +338,7 @@ impl<F: Float> Layer<F> for InvertedResidual<F> {
         self.project
             .forward_with_scratch(depthwise.view(), out.view_mut(), inner)?;
         if self.residual {
-            Zip::from(&mut out).and(&x).for_each(|o, &x| *o = *o + x);
+            Zip::from(&mut out).and(&x).for_each(|o, &x| *o += x);
         }
         Ok(())
     }
