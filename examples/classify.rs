@@ -40,40 +40,39 @@ struct Args {
     json: bool,
 }
 
-fn parse() -> Result<Args, String> {
+/// `Ok(None)` for `--help`.
+fn parse() -> Result<Option<Args>, lexopt::Error> {
+    use lexopt::prelude::*;
     let mut a = Args {
         images: vec![],
         tensors: vec![],
         runs: 5,
         json: false,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                std::process::exit(0);
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("json") => a.json = true,
+            Long("tensor") => a.tensors.push(parser.value()?.into()),
+            Long("runs") => {
+                a.runs = support::value(&mut parser, "--runs")?;
+                if a.runs == 0 {
+                    return Err("--runs needs a number ≥ 1".into());
+                }
             }
-            "--json" => a.json = true,
-            "--tensor" => a
-                .tensors
-                .push(it.next().ok_or("--tensor needs a file")?.into()),
-            "--runs" => {
-                a.runs = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&n| n > 0)
-                    .ok_or("--runs needs a number ≥ 1")?
-            }
-            s if s.starts_with('-') => return Err(format!("unknown option {s}; see --help")),
-            s => a.images.push(s.into()),
+            Value(image) => a.images.push(image.into()),
+            _ => return Err(arg.unexpected()),
         }
     }
-    Ok(a)
+    Ok(Some(a))
 }
 
 fn run() -> Result<(), String> {
-    let args = parse()?;
+    let Some(args) = parse().map_err(|e| format!("{e}; see --help"))? else {
+        println!("{HELP}");
+        return Ok(());
+    };
     let dir = support::asset_dir()?;
     let labels = support::labels(&dir)?;
     let t = Instant::now();

@@ -76,19 +76,20 @@ fn build(rng: &mut SplitMix64) -> sepconv::Result<Sequential<f32>> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    use lexopt::prelude::*;
     let (mut batch, mut threads, mut resolution, mut seed) = (4usize, 2usize, 64usize, 0u64);
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "-h" | "--help" => {
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => {
                 println!("{HELP}");
                 return Ok(());
             }
-            "--batch" => batch = support::flag_value(&mut it, &arg)?,
-            "--threads" => threads = support::flag_value(&mut it, &arg)?,
-            "--resolution" => resolution = support::flag_value(&mut it, &arg)?,
-            "--seed" => seed = support::flag_value(&mut it, &arg)?,
-            s => return Err(format!("unknown argument {s}; see --help").into()),
+            Long("batch") => batch = support::value(&mut parser, "--batch")?,
+            Long("threads") => threads = support::value(&mut parser, "--threads")?,
+            Long("resolution") => resolution = support::value(&mut parser, "--resolution")?,
+            Long("seed") => seed = support::value(&mut parser, "--seed")?,
+            _ => return Err(format!("{}; see --help", arg.unexpected()).into()),
         }
     }
     if batch == 0 || resolution == 0 {

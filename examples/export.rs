@@ -74,7 +74,19 @@ fn parse_model(s: &str) -> Result<MobileNetConfig, String> {
     Ok(config)
 }
 
-fn parse() -> Result<Option<Args>, String> {
+/// `--threads 1,2`: thread counts ≥ 1.
+fn parse_threads(s: &str) -> Result<Vec<usize>, String> {
+    s.split(',')
+        .map(|t| match t.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("--threads: {t:?} is not a thread count ≥ 1")),
+        })
+        .collect()
+}
+
+/// `Ok(None)` for `--help`.
+fn parse() -> Result<Option<Args>, lexopt::Error> {
+    use lexopt::prelude::*;
     let mut args = Args {
         out: PathBuf::new(),
         models: vec![],
@@ -85,33 +97,22 @@ fn parse() -> Result<Option<Args>, String> {
         seed: 0,
     };
     let (mut alpha, mut resolution) = (None, None);
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                return Ok(None);
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("out") => args.out = parser.value()?.into(),
+            Long("model") => args.models.push(parse_model(&parser.value()?.string()?)?),
+            Long("alpha") => alpha = Some(support::value::<f64>(&mut parser, "--alpha")?),
+            Long("resolution") => {
+                resolution = Some(support::value::<usize>(&mut parser, "--resolution")?)
             }
-            "--out" => args.out = support::flag_value::<String>(&mut it, &arg)?.into(),
-            "--model" => args
-                .models
-                .push(parse_model(&support::flag_value::<String>(&mut it, &arg)?)?),
-            "--alpha" => alpha = Some(support::flag_value::<f64>(&mut it, &arg)?),
-            "--resolution" => resolution = Some(support::flag_value::<usize>(&mut it, &arg)?),
-            "--layer" => args.layer = true,
-            "--time" => args.time = true,
-            "--threads" => {
-                args.threads = support::flag_value::<String>(&mut it, &arg)?
-                    .split(',')
-                    .map(|t| match t.trim().parse::<usize>() {
-                        Ok(n) if n > 0 => Ok(n),
-                        _ => Err(format!("--threads: {t:?} is not a thread count ≥ 1")),
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            "--runs" => args.runs = support::flag_value(&mut it, &arg)?,
-            "--seed" => args.seed = support::flag_value(&mut it, &arg)?,
-            s => return Err(format!("unknown argument {s}; see --help")),
+            Long("layer") => args.layer = true,
+            Long("time") => args.time = true,
+            Long("threads") => args.threads = parse_threads(&parser.value()?.string()?)?,
+            Long("runs") => args.runs = support::value(&mut parser, "--runs")?,
+            Long("seed") => args.seed = support::value(&mut parser, "--seed")?,
+            _ => return Err(arg.unexpected()),
         }
     }
     if alpha.is_some() || resolution.is_some() {
@@ -122,7 +123,7 @@ fn parse() -> Result<Option<Args>, String> {
         args.models.push(config);
     }
     if args.out.as_os_str().is_empty() {
-        return Err("--out DIR is required; see --help".into());
+        return Err("--out DIR is required".into());
     }
     if args.models.is_empty() && !args.layer && !args.time {
         return Err("nothing to do: give --model, --alpha/--resolution, --layer or --time".into());
@@ -274,7 +275,8 @@ fn time_layer(l: &Layer, threads: &[usize], runs: usize) -> Result<serde_json::V
 }
 
 fn run() -> Result<(), String> {
-    let Some(args) = parse()? else {
+    let Some(args) = parse().map_err(|e| format!("{e}; see --help"))? else {
+        println!("{HELP}");
         return Ok(());
     };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;

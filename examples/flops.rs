@@ -122,17 +122,33 @@ fn rows() -> Result<Vec<Row>, sepconv::Error> {
     Ok(rows)
 }
 
+/// `--json`; `Ok(None)` for `--help`.
+fn parse() -> Result<Option<bool>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut json = false;
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("json") => json = true,
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Some(json))
+}
+
 fn main() -> Result<(), sepconv::Error> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{HELP}");
-        return Ok(());
-    }
-    let json = args.iter().any(|a| a == "--json");
-    if let Some(bad) = args.iter().find(|a| *a != "--json") {
-        eprintln!("flops: unknown argument {bad}; see --help");
-        std::process::exit(2);
-    }
+    let json = match parse() {
+        Ok(Some(json)) => json,
+        Ok(None) => {
+            println!("{HELP}");
+            return Ok(());
+        }
+        Err(e) => {
+            eprintln!("flops: {e}; see --help");
+            std::process::exit(2);
+        }
+    };
     let rows = rows()?;
     let base: Summary = MobileNetConfig::new().summary()?;
     if json {

@@ -13,7 +13,7 @@ mod support;
 
 use ndarray::Array4;
 use sepconv::Activation;
-use sepconv::mobilenet::{MobileNet, MobileNetConfig, Variant};
+use sepconv::mobilenet::{MobileNet, MobileNetConfig};
 
 const HELP: &str = "\
 mobilenet: cost table and forward time of a MobileNet v1 configuration (seeded weights)
@@ -38,39 +38,76 @@ usage: cargo run --release --example mobilenet -- [OPTIONS]
   --json               machine-readable output
   -h, --help           this text";
 
-fn run() -> Result<(), String> {
-    let mut config = MobileNetConfig::new();
-    let (mut batch, mut threads, mut runs, mut seed) = (1usize, 0usize, 10usize, 0u64);
-    let (mut json, mut markdown, mut profile, mut scaling) = (false, false, false, false);
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                return Ok(());
+struct Args {
+    config: MobileNetConfig,
+    batch: usize,
+    threads: usize,
+    runs: usize,
+    seed: u64,
+    json: bool,
+    markdown: bool,
+    profile: bool,
+    scaling: bool,
+}
+
+/// `Ok(None)` for `--help`.
+fn parse() -> Result<Option<Args>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut a = Args {
+        config: MobileNetConfig::new(),
+        batch: 1,
+        threads: 0,
+        runs: 10,
+        seed: 0,
+        json: false,
+        markdown: false,
+        profile: false,
+        scaling: false,
+    };
+    let mut parser = lexopt::Parser::from_env();
+    use support::value as v;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("alpha") => a.config.alpha = v(&mut parser, "--alpha")?,
+            Long("resolution") => a.config.resolution = v(&mut parser, "--resolution")?,
+            Long("rho") => a.config = a.config.with_rho(v(&mut parser, "--rho")?),
+            Long("variant") => a.config.variant = v(&mut parser, "--variant")?,
+            Long("classes") => a.config.classes = v(&mut parser, "--classes")?,
+            Long("depth-multiplier") => {
+                a.config.depth_multiplier = v(&mut parser, "--depth-multiplier")?
             }
-            "--alpha" => config.alpha = support::flag_value(&mut it, &arg)?,
-            "--resolution" => config.resolution = support::flag_value(&mut it, &arg)?,
-            "--rho" => config = config.with_rho(support::flag_value(&mut it, &arg)?),
-            "--variant" => {
-                config.variant = support::flag_value::<String>(&mut it, &arg)?
-                    .parse::<Variant>()
-                    .map_err(|e| e.to_string())?
-            }
-            "--classes" => config.classes = support::flag_value(&mut it, &arg)?,
-            "--depth-multiplier" => config.depth_multiplier = support::flag_value(&mut it, &arg)?,
-            "--relu" => config.activation = Activation::Relu,
-            "--batch" => batch = support::flag_value(&mut it, &arg)?,
-            "--threads" => threads = support::flag_value(&mut it, &arg)?,
-            "--runs" => runs = support::flag_value(&mut it, &arg)?,
-            "--seed" => seed = support::flag_value(&mut it, &arg)?,
-            "--json" => json = true,
-            "--markdown" => markdown = true,
-            "--profile" => profile = true,
-            "--scaling" => scaling = true,
-            s => return Err(format!("unknown argument {s}; see --help")),
+            Long("relu") => a.config.activation = Activation::Relu,
+            Long("batch") => a.batch = v(&mut parser, "--batch")?,
+            Long("threads") => a.threads = v(&mut parser, "--threads")?,
+            Long("runs") => a.runs = v(&mut parser, "--runs")?,
+            Long("seed") => a.seed = v(&mut parser, "--seed")?,
+            Long("json") => a.json = true,
+            Long("markdown") => a.markdown = true,
+            Long("profile") => a.profile = true,
+            Long("scaling") => a.scaling = true,
+            _ => return Err(arg.unexpected()),
         }
     }
+    Ok(Some(a))
+}
+
+fn run() -> Result<(), String> {
+    let Some(args) = parse().map_err(|e| format!("{e}; see --help"))? else {
+        println!("{HELP}");
+        return Ok(());
+    };
+    let Args {
+        config,
+        batch,
+        threads,
+        runs,
+        seed,
+        json,
+        markdown,
+        profile,
+        scaling,
+    } = args;
     if batch == 0 || runs == 0 {
         return Err("--batch and --runs must be ≥ 1".into());
     }

@@ -1,6 +1,6 @@
 //! Shared by the examples and the pretrained golden test: fetching the
 //! assets, decoding photos, class names, loading the TF-slim model, `.npy`
-//! reading and writing, medians.
+//! reading and writing (ndarray-npy), option values (lexopt), medians.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -79,65 +79,23 @@ pub fn load_pretrained(dir: &Path) -> Result<MobileNet<f32>, sepconv::Error> {
     MobileNet::new(&config, &MobileNetWeights::from_graphdef(&graph, &config)?)
 }
 
-/// Reads a little-endian float32 `.npy` file (C order) as NHWC.
+/// Reads a float32 `.npy` file holding a 4-D (NHWC) tensor.
 pub fn read_npy_f32(path: &Path) -> Result<ndarray::Array4<f32>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let err = |m: &str| format!("{}: not a float32 .npy file: {m}", path.display());
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(err("bad magic"));
-    }
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        v => return Err(err(&format!("unsupported version {v}"))),
-    };
-    let header = bytes
-        .get(start..start + header_len)
-        .ok_or_else(|| err("truncated header"))?;
-    let header = std::str::from_utf8(header).map_err(|_| err("header is not text"))?;
-    if !header.contains("'descr': '<f4'") {
-        return Err(err(&format!("dtype must be '<f4' (header {header:?})")));
-    }
-    if header.contains("'fortran_order': True") {
-        return Err(err("Fortran order is not supported"));
-    }
-    let shape_text = header
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| err("no shape"))?;
-    let shape: Vec<usize> = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| err("bad shape")))
-        .collect::<Result<_, _>>()?;
-    let [n, h, w, c] = <[usize; 4]>::try_from(shape.as_slice())
-        .map_err(|_| err(&format!("expected a 4-D NHWC tensor, got shape {shape:?}")))?;
-    let data = &bytes[start + header_len..];
-    if data.len() != n * h * w * c * 4 {
-        return Err(err(&format!(
-            "{} data bytes for shape {shape:?}",
-            data.len()
-        )));
-    }
-    let values = data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    ndarray::Array4::from_shape_vec((n, h, w, c), values).map_err(|e| err(&e.to_string()))
+    ndarray_npy::read_npy(path)
+        .map_err(|e| format!("{}: not a 4-D float32 .npy file: {e}", path.display()))
 }
 
-/// The value after a command-line flag, parsed: `--runs 10` → `10`.
-pub fn flag_value<T: std::str::FromStr>(
-    it: &mut impl Iterator<Item = String>,
-    flag: &str,
-) -> Result<T, String> {
-    let v = it.next().ok_or(format!("{flag} needs a value"))?;
-    v.parse().map_err(|_| format!("{flag}: cannot parse {v:?}"))
+/// The value of the option just read (`--runs 10` or `--runs=10`), parsed;
+/// the error names the option and the value.
+pub fn value<T>(parser: &mut lexopt::Parser, option: &str) -> Result<T, lexopt::Error>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    use lexopt::ValueExt as _;
+    let v = parser.value()?.string()?;
+    v.parse()
+        .map_err(|e| format!("{option}: cannot parse {v:?}: {e}").into())
 }
 
 /// Runs `f` `runs` times and returns the median wall time in milliseconds.
@@ -165,32 +123,13 @@ pub fn median_ms(mut times: Vec<std::time::Duration>) -> f64 {
     mid * 1e3
 }
 
-/// Writes `array` as a little-endian float32 `.npy` file (format 1.0, C
-/// order, in the array's logical order whatever its memory layout).
+/// Writes `array` as a float32 `.npy` file in C order (in the array's
+/// logical order whatever its memory layout).
 pub fn write_npy_f32<S, D>(path: &Path, array: &ndarray::ArrayBase<S, D>) -> Result<(), String>
 where
     S: ndarray::Data<Elem = f32>,
     D: ndarray::Dimension,
 {
-    let dims: Vec<String> = array.shape().iter().map(usize::to_string).collect();
-    let shape = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-    // Magic (6) + version (2) + length (2) + header, padded with spaces and
-    // ended by a newline to a multiple of 64 bytes, as numpy writes it.
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
-    header.push('\n');
-    let header_len = u16::try_from(header.len())
-        .map_err(|_| format!("{}: .npy header too long", path.display()))?;
-    let mut bytes = Vec::with_capacity(10 + header.len() + array.len() * 4);
-    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
-    bytes.extend_from_slice(&header_len.to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for &v in array.iter() {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    ndarray_npy::write_npy(path, &array.as_standard_layout())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }

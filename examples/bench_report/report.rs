@@ -1,0 +1,154 @@
+//! The report: every suite run inside one thread pool, and what the
+//! report knows of the machine.
+
+use std::time::{Duration, Instant};
+
+use sepconv::init::SplitMix64;
+use sepconv::mobilenet::{MobileNetConfig, Variant};
+
+use crate::args::Options;
+use crate::layers::{LayerResult, Rng, blocks, time_block};
+use crate::networks::{
+    ALPHAS, BATCH, BatchResult, NetResult, RESOLUTIONS, network_cases, time_batches, time_network,
+};
+
+pub struct Report {
+    pub threads: usize,
+    pub runs: usize,
+    pub warmup: usize,
+    pub cpu: String,
+    pub elapsed: Duration,
+    pub layers: Vec<LayerResult>,
+    pub networks: Vec<NetResult>,
+    /// 1.0-224 at batch 8 against batch 1, alternating.
+    pub batches: Option<BatchResult>,
+}
+
+/// Runs the suites inside a pool of `o.threads` threads.
+pub fn run_report(o: &Options) -> Result<Report, String> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(o.threads)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    pool.install(|| {
+        let threads = rayon::current_num_threads();
+        let mut layers = Vec::new();
+        if o.layers {
+            let mut rng = Rng(SplitMix64::new(0x5EB_C0DE));
+            for b in blocks() {
+                eprintln!("bench_report: layers {}", b.name());
+                layers.push(time_block(b, o, &mut rng)?);
+            }
+        }
+        let mut networks = Vec::new();
+        if o.networks {
+            for (config, batch) in network_cases() {
+                eprintln!(
+                    "bench_report: network {} {} batch {batch}",
+                    config.name(),
+                    config.variant.name()
+                );
+                networks.push(time_network(config, batch, o)?);
+            }
+        }
+        let batches = if o.networks {
+            eprintln!("bench_report: 1.0-224 batch {BATCH} against batch 1, alternating");
+            Some(time_batches(MobileNetConfig::new(), o)?)
+        } else {
+            None
+        };
+        Ok(Report {
+            threads,
+            runs: o.runs,
+            warmup: o.warmup,
+            cpu: cpu_name(),
+            elapsed: start.elapsed(),
+            layers,
+            networks,
+            batches,
+        })
+    })
+}
+
+/// The CPU's model name from /proc/cpuinfo, or "unknown CPU".
+pub fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+impl Report {
+    /// The α × resolution networks at batch 1.
+    pub fn grid(&self) -> impl Iterator<Item = &NetResult> {
+        self.networks.iter().filter(|n| {
+            n.batch == 1
+                && n.config.variant == Variant::Standard
+                && ALPHAS.contains(&n.config.alpha)
+                && RESOLUTIONS.contains(&n.config.resolution)
+        })
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use crate::layers::blocks;
+    use crate::networks::Shares;
+
+    pub fn fake_report() -> Report {
+        let mut networks = Vec::new();
+        for (config, batch) in network_cases() {
+            let summary = config.summary().unwrap();
+            let madds = summary.total.mult_adds * batch as u64;
+            networks.push(NetResult {
+                config,
+                batch,
+                madds,
+                params: summary.total.params.paper(),
+                ms: madds as f64 / 20e6,
+                time_share: Shares([0.7, 0.2, 0.08, 0.02]),
+                madds_share: Shares([0.9486, 0.0306, 0.0191, 0.0018]),
+            });
+        }
+        Report {
+            threads: 1,
+            runs: 3,
+            warmup: 1,
+            cpu: "test".into(),
+            elapsed: Duration::from_secs(1),
+            layers: vec![LayerResult {
+                block: blocks()[6],
+                madds_standard: 462_422_016,
+                madds_separable: 52_283_392,
+                analytic_ratio: 4608.0 / 521.0,
+                ms_standard: 20.0,
+                ms_separable: 4.0,
+            }],
+            networks,
+            batches: Some(BatchResult {
+                ms_batch1: 20.0,
+                ms_per_image_batch8: 16.0,
+            }),
+        }
+    }
+
+    /// The pool is the one the work runs in, not the global one.
+    #[test]
+    fn threads_come_from_the_pool() {
+        let o = Options {
+            threads: 2,
+            layers: false,
+            networks: false,
+            svg: None,
+            ..Options::default()
+        };
+        assert_eq!(run_report(&o).unwrap().threads, 2);
+    }
+}
