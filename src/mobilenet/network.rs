@@ -293,7 +293,10 @@ impl<F: Float, C: Architecture> MobileNet<F, C> {
     }
 
     /// As [`forward`](Self::forward), also returning the wall time of each
-    /// layer (the classifier's includes the pooling), in [`layers`](Self::layers) order.
+    /// layer of [`network`](Self::network), the pooling's added to the
+    /// classifier's (and left out without the classifier). For v1 these are
+    /// the rows of [`layers`](Self::layers); for v2 the stem, one per
+    /// inverted residual block, `Conv_1` and the classifier.
     ///
     /// # Errors
     /// As [`forward`](Self::forward).
