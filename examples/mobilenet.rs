@@ -441,11 +441,14 @@ fn report<C: Architecture>(
             })
         );
     } else {
+        let variant = match meta.version {
+            1 => format!(" ({})", meta.variant),
+            _ => String::new(),
+        };
         println!(
-            "{} {} ({}), {} classes\n",
+            "{} {}{variant}, {} classes\n",
             config.family(),
             config.name(),
-            meta.variant,
             meta.classes
         );
         print!(
