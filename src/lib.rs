@@ -16,6 +16,7 @@
 //! | [`Activation`] | – | any NHWC (convs and dense fuse theirs) |
 //! | [`AvgPool2d`], [`MaxPool2d`] | – | `[N, H, W, C]` → `[N, OH, OW, C]` |
 //! | [`GlobalAvgPool`], [`Flatten`] | – | `[N, H, W, C]` → `[N, 1, 1, C]`, `[N, 1, 1, H·W·C]` |
+//! | [`InvertedResidual`] | expansion, depthwise, projection | `[N, H, W, C]` → `[N, OH, OW, C_out]` (+ x when s = 1, C_out = C) |
 //! | [`Sequential`], [`Residual`] | their layers | as the layers chain |
 //!
 //! Activations are NHWC (`[batch, row, col, channel]`), any [`ndarray::ArrayView4`];
@@ -56,9 +57,10 @@
 //!
 //! # Modules
 //!
-//! - [`mobilenet`]: the MobileNet v1 builder (α, ρ, variants), its paper-exact
-//!   [`Summary`](mobilenet::Summary), weights (seeded, safetensors, TensorFlow
-//!   frozen graphs) and the inference network, a [`Sequential`].
+//! - [`mobilenet`]: the MobileNet v1 builder (α, ρ, variants) and the
+//!   MobileNetV2 builder ([`mobilenet::v2`], on [`InvertedResidual`]), their
+//!   paper-exact [`Summary`](mobilenet::Summary), weights (seeded, safetensors,
+//!   TensorFlow frozen graphs) and the inference network, a [`Sequential`].
 //! - [`net`]: [`Sequential`], [`Residual`] and [`net::Summary`]; [`layer`]:
 //!   the [`Layer`] trait; [`pool`], [`dense`]: the layers around the convs;
 //!   [`init`]: seeded initializers.

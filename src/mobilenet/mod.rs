@@ -1,5 +1,6 @@
 //! MobileNet v1 (Howard et al. 2017): configuration, architecture, cost
-//! summary, weights and the inference network.
+//! summary, weights and the inference network; MobileNetV2 (Sandler et al.
+//! 2018) on the same machinery in [`v2`].
 //!
 //! The architecture is the paper's Table 1 as the reference implementations
 //! (TF-slim, Keras) ship it: TensorFlow SAME padding, stride 1 in block 13's
