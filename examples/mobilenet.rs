@@ -48,14 +48,7 @@ enum Model {
 
 struct Args {
     model: Model,
-    batch: usize,
-    threads: usize,
-    runs: usize,
-    seed: u64,
-    json: bool,
-    markdown: bool,
-    profile: bool,
-    scaling: bool,
+    opts: Opts,
 }
 
 /// `Ok(None)` for `--help`.
@@ -66,14 +59,16 @@ fn parse() -> Result<Option<Args>, lexopt::Error> {
     let (mut version, mut rho) = (1u32, None::<f64>);
     let mut a = Args {
         model: Model::V1(config),
-        batch: 1,
-        threads: 0,
-        runs: 10,
-        seed: 0,
-        json: false,
-        markdown: false,
-        profile: false,
-        scaling: false,
+        opts: Opts {
+            batch: 1,
+            threads: 0,
+            runs: 10,
+            seed: 0,
+            json: false,
+            markdown: false,
+            profile: false,
+            scaling: false,
+        },
     };
     let mut parser = lexopt::Parser::from_env();
     use support::value as v;
@@ -90,14 +85,14 @@ fn parse() -> Result<Option<Args>, lexopt::Error> {
                 config.depth_multiplier = v(&mut parser, "--depth-multiplier")?
             }
             Long("relu") => config.activation = Activation::Relu,
-            Long("batch") => a.batch = v(&mut parser, "--batch")?,
-            Long("threads") => a.threads = v(&mut parser, "--threads")?,
-            Long("runs") => a.runs = v(&mut parser, "--runs")?,
-            Long("seed") => a.seed = v(&mut parser, "--seed")?,
-            Long("json") => a.json = true,
-            Long("markdown") => a.markdown = true,
-            Long("profile") => a.profile = true,
-            Long("scaling") => a.scaling = true,
+            Long("batch") => a.opts.batch = v(&mut parser, "--batch")?,
+            Long("threads") => a.opts.threads = v(&mut parser, "--threads")?,
+            Long("runs") => a.opts.runs = v(&mut parser, "--runs")?,
+            Long("seed") => a.opts.seed = v(&mut parser, "--seed")?,
+            Long("json") => a.opts.json = true,
+            Long("markdown") => a.opts.markdown = true,
+            Long("profile") => a.opts.profile = true,
+            Long("scaling") => a.opts.scaling = true,
             _ => return Err(arg.unexpected()),
         }
     }
@@ -134,30 +129,10 @@ fn run() -> Result<(), String> {
         println!("{HELP}");
         return Ok(());
     };
-    let Args {
-        model,
-        batch,
-        threads,
-        runs,
-        seed,
-        json,
-        markdown,
-        profile,
-        scaling,
-    } = args;
-    if batch == 0 || runs == 0 {
+    let Args { model, opts } = args;
+    if opts.batch == 0 || opts.runs == 0 {
         return Err("--batch and --runs must be ≥ 1".into());
     }
-    let opts = Opts {
-        batch,
-        runs,
-        seed,
-        threads,
-        json,
-        markdown,
-        profile,
-        scaling,
-    };
     match model {
         Model::V1(c) => {
             let meta = Meta {
