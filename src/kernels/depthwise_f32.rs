@@ -94,7 +94,10 @@ pub(crate) fn rows<T: RowIsa>(
     // output row, which reads kh − 1 of them again: each input value then
     // comes from L2 once instead of kh times. Every output is computed as
     // before, so the tiling changes no bits.
-    let band_rows = (out.nrows() * g.h.stride + kh).min(images * g.h.input);
+    let band_rows = (out.nrows().saturating_mul(g.h.stride))
+        .saturating_add(kh)
+        .min(images * g.h.input);
+    // At most the input's bytes, which exist.
     let band_bytes = band_rows * g.w.input * c * std::mem::size_of::<f32>();
     let tile = channel_tile(c, kh, g.w.input, band_bytes, cpu.lanes());
     let mut c0 = 0;
