@@ -1,6 +1,6 @@
-//! Whole-network benchmarks of MobileNet v1: does latency follow the paper's
-//! mult-add counts across the width multiplier α, the resolution, the
-//! Conv MobileNet variant and the batch size?
+//! Whole-network benchmarks of MobileNet v1 and MobileNetV2: does latency
+//! follow the papers' mult-add counts across the width multiplier α, the
+//! resolution, the Conv MobileNet variant, the batch size and the family?
 //!
 //! # What is measured
 //!
@@ -22,13 +22,16 @@
 //! All benchmarks are in the group `mobilenet`; ids are
 //! `mobilenet/{α}-{resolution}` (the model name of
 //! [`MobileNetConfig::name`]), with a `full-conv/` prefix for the
-//! Conv MobileNet variant and a `/batch{N}` suffix for N > 1:
+//! Conv MobileNet variant, a `/batch{N}` suffix for N > 1, and a `v2/`
+//! prefix for MobileNetV2:
 //!
 //! ```text
 //! mobilenet/1.0-224     mobilenet/0.75-224    mobilenet/0.5-224     mobilenet/0.25-224
 //! mobilenet/1.0-192     mobilenet/1.0-160     mobilenet/1.0-128
 //! mobilenet/full-conv/1.0-224
 //! mobilenet/1.0-224/batch8
+//! mobilenet/v2/1.0-224  mobilenet/v2/0.75-224 mobilenet/v2/0.5-224  mobilenet/v2/0.35-224
+//! mobilenet/v2/1.0-160
 //! ```
 //!
 //! | ids | paper | mult-adds / image |
@@ -37,6 +40,7 @@
 //! | `1.0-192`, `1.0-160`, `1.0-128` | Table 7 (resolution multiplier) | 418 M, 291 M, 186 M |
 //! | `full-conv/1.0-224` | Table 4 (Conv MobileNet) | 4867 M |
 //! | `1.0-224/batch8` | — | 8 × 569 M |
+//! | `v2/1.0-224`, `v2/0.75-224`, `v2/0.5-224`, `v2/0.35-224`, `v2/1.0-160` | MobileNetV2, Table 2 and TF-slim's checkpoints | 300 M, 209 M, 97 M, 59 M, 154 M |
 //!
 //! # Running
 //!
@@ -55,7 +59,8 @@
 //! # Budget
 //!
 //! 10 samples (flat sampling), 1 s warm-up and 3 s measurement per benchmark:
-//! 9 × ~4 s plus analysis. Measured on the 2-core development machine,
+//! 14 × ~4 s plus analysis (the v1 figure below is from before the five v2
+//! cases were added). Measured on the 2-core development machine,
 //! already compiled, while another engineer's two `rustc` processes held
 //! both cores: 1 min 03 s (`time cargo bench --bench mobilenet`). The slowest
 //! benchmarks (`full-conv/1.0-224`, about 4.9 G mult-adds, and `batch8`,
@@ -67,9 +72,12 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use ndarray::Array4;
-use sepconv::mobilenet::{MobileNet, MobileNetConfig, Variant};
+use sepconv::mobilenet::{Architecture, MobileNet, MobileNetConfig, MobileNetV2Config, Variant};
 
 /// Seed of the weights (any seed gives the same cost; fixed so runs compare).
 const SEED: u64 = 0;
@@ -78,6 +86,13 @@ const SEED: u64 = 0;
 struct Case {
     config: MobileNetConfig,
     batch: usize,
+}
+
+/// A MobileNetV2 at `alpha` and `resolution`, batch 1.
+fn v2(alpha: f64, resolution: usize) -> MobileNetV2Config {
+    MobileNetV2Config::new()
+        .with_alpha(alpha)
+        .with_resolution(resolution)
 }
 
 impl Case {
@@ -140,16 +155,35 @@ fn mobilenet(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .sampling_mode(SamplingMode::Flat);
     for case in cases() {
-        let net = MobileNet::<f32>::seeded(&case.config, SEED).expect("valid configuration");
-        let macs = net.summary().total.mult_adds * case.batch as u64;
-        let x = input(net.input_shape(case.batch));
-        let x = x.view();
-        group.throughput(Throughput::Elements(macs));
-        group.bench_function(case.id(), |b| {
-            b.iter(|| black_box(net.forward(black_box(x)).expect("forward")))
-        });
+        bench(&mut group, case.id(), &case.config, case.batch);
+    }
+    for config in [
+        v2(1.0, 224),
+        v2(0.75, 224),
+        v2(0.5, 224),
+        v2(0.35, 224),
+        v2(1.0, 160),
+    ] {
+        bench(&mut group, format!("v2/{}", config.name()), &config, 1);
     }
     group.finish();
+}
+
+/// One benchmark `id`: a forward of the seeded `config` on a batch of `batch`.
+fn bench<C: Architecture>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: String,
+    config: &C,
+    batch: usize,
+) {
+    let net = MobileNet::<f32, C>::seeded(config, SEED).expect("valid configuration");
+    let macs = net.summary().total.mult_adds * batch as u64;
+    let x = input(net.input_shape(batch));
+    let x = x.view();
+    group.throughput(Throughput::Elements(macs));
+    group.bench_function(id, |b| {
+        b.iter(|| black_box(net.forward(black_box(x)).expect("forward")))
+    });
 }
 
 criterion_group! {

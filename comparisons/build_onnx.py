@@ -2,8 +2,9 @@
 """Build ONNX graphs from the tensors `examples/export.rs` wrote.
 
 For every `mobilenet_A-R.safetensors` in --data it writes the MobileNet v1
-graph; for the 14x14x512 layer files it writes two graphs, the standard 3x3
-conv and the separable pair. ONNX is NCHW, so:
+graph, for every `mobilenet_v2-A-R.safetensors` the MobileNetV2 graph; for
+the 14x14x512 layer files it writes two graphs, the standard 3x3 conv and the
+separable pair. ONNX is NCHW, so:
 
 - conv weights HWIO [kh, kw, Cin, Cout] become OIHW [Cout, Cin, kh, kw];
 - depthwise weights [kh, kw, C, m] become [C*m, 1, kh, kw], a Conv with
@@ -13,7 +14,11 @@ conv and the separable pair. ONNX is NCHW, so:
   pads [top, left, bottom, right];
 - BatchNorm stays a BatchNormalization node (epsilon 1e-3), so each engine
   folds it itself; ReLU6 is Clip(0, 6); the head is GlobalAveragePool, a 1x1
-  Conv with bias, and Flatten to logits [N, classes].
+  Conv with bias, and Flatten to logits [N, classes];
+- MobileNetV2's blocks are read off the tensor names (an `expand` conv or
+  not, the depthwise stride from the table below), their projections have no
+  Clip, and a block that keeps its stride and width ends in an Add of its
+  input.
 
 The graphs take NCHW input. The NHWC input is transposed here, once, and
 saved next to the graph (`*_input_nchw.npy`), so the transpose is outside
@@ -40,6 +45,9 @@ BN_EPSILON = 1e-3
 # ships it: block 13 has stride 1).
 BLOCK_STRIDES = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
 SCOPE = "MobilenetV1"
+V2_SCOPE = "MobilenetV2"
+# MobileNetV2's bottleneck sequences (Table 2): (repeats, stride of the first).
+V2_SEQUENCES = [(1, 1), (2, 2), (3, 2), (4, 2), (3, 1), (3, 2), (1, 1)]
 LAYER = "layer_14x14x512"
 
 
@@ -99,11 +107,13 @@ class Graph:
         )
         return y, oh
 
-    def bn_relu6(self, x, name, tensors):
-        bn = f"{SCOPE}/{name}/BatchNorm"
+    def bn_relu6(self, x, name, tensors, scope=SCOPE, relu6=True):
+        bn = f"{scope}/{name}/BatchNorm"
         parts = [self.const(f"{bn}/{p}", tensors[f"{bn}/{p}"]) for p in ("gamma", "beta", "moving_mean", "moving_variance")]
         y = self.fresh(f"{name}/BatchNorm")
         self.nodes.append(helper.make_node("BatchNormalization", [x, *parts], [y], name=bn, epsilon=BN_EPSILON))
+        if not relu6:
+            return y
         z = self.fresh(f"{name}/Relu6")
         self.nodes.append(helper.make_node("Clip", [y, "relu6/min", "relu6/max"], [z], name=f"{name}/Relu6"))
         return z
@@ -138,13 +148,55 @@ def mobilenet(name, tensors, x_nhwc):
         pw = tensors[f"{SCOPE}/Conv2d_{block}_pointwise/weights"]
         y, size = g.conv(y, f"Conv2d_{block}_pointwise", hwio_to_oihw(pw), size, 1)
         y = g.bn_relu6(y, f"Conv2d_{block}_pointwise", tensors)
+    return head(g, y, tensors, SCOPE, n, side)
+
+
+def head(g, y, tensors, scope, n, side):
+    """Global average pooling, the 1x1 classifier with bias, Flatten."""
     pooled = g.fresh("AvgPool")
     g.nodes.append(helper.make_node("GlobalAveragePool", [y], [pooled], name="AvgPool"))
-    w = tensors[f"{SCOPE}/Logits/Conv2d_1c_1x1/weights"]
-    b = tensors[f"{SCOPE}/Logits/Conv2d_1c_1x1/biases"]
+    w = tensors[f"{scope}/Logits/Conv2d_1c_1x1/weights"]
+    b = tensors[f"{scope}/Logits/Conv2d_1c_1x1/biases"]
     y, _ = g.conv(pooled, "Logits/Conv2d_1c_1x1", hwio_to_oihw(w), 1, 1, bias=b)
     g.nodes.append(helper.make_node("Flatten", [y], ["logits"], name="Logits/Flatten", axis=1))
     return g, [n, 3, side, side], [n, w.shape[3]]
+
+
+def mobilenet_v2(name, tensors, x_nhwc):
+    """The MobileNetV2 graph for TF-slim named `tensors`."""
+    n, side, _, _ = x_nhwc.shape
+    g = Graph(name)
+    g.const("relu6/min", np.float32(0.0))
+    g.const("relu6/max", np.float32(6.0))
+    t = lambda leaf: tensors[f"{V2_SCOPE}/{leaf}"]
+    y, size = g.conv("input", "Conv", hwio_to_oihw(t("Conv/weights")), side, 2)
+    y = g.bn_relu6(y, "Conv", tensors, V2_SCOPE)
+    block = 0
+    for repeats, first_stride in V2_SEQUENCES:
+        for i in range(repeats):
+            stride = first_stride if i == 0 else 1
+            b = "expanded_conv" if block == 0 else f"expanded_conv_{block}"
+            x, c_in = y, None
+            if f"{V2_SCOPE}/{b}/expand/weights" in tensors:
+                w = t(f"{b}/expand/weights")
+                c_in = w.shape[2]
+                y, size = g.conv(y, f"{b}/expand", hwio_to_oihw(w), size, 1)
+                y = g.bn_relu6(y, f"{b}/expand", tensors, V2_SCOPE)
+            dw = t(f"{b}/depthwise/depthwise_weights")
+            c_in = c_in or dw.shape[2]
+            y, size = g.conv(y, f"{b}/depthwise", depthwise_to_onnx(dw), size, stride, group=dw.shape[2])
+            y = g.bn_relu6(y, f"{b}/depthwise", tensors, V2_SCOPE)
+            pw = t(f"{b}/project/weights")
+            y, size = g.conv(y, f"{b}/project", hwio_to_oihw(pw), size, 1)
+            y = g.bn_relu6(y, f"{b}/project", tensors, V2_SCOPE, relu6=False)
+            if stride == 1 and pw.shape[3] == c_in:
+                z = g.fresh(f"{b}/add")
+                g.nodes.append(helper.make_node("Add", [y, x], [z], name=f"{b}/add"))
+                y = z
+            block += 1
+    y, size = g.conv(y, "Conv_1", hwio_to_oihw(t("Conv_1/weights")), size, 1)
+    y = g.bn_relu6(y, "Conv_1", tensors, V2_SCOPE)
+    return head(g, y, tensors, V2_SCOPE, n, side)
 
 
 def main():
@@ -160,7 +212,8 @@ def main():
         tensors = load_file(str(st))
         x = np.load(args.data / f"{name}_input.npy")
         logits = np.load(args.data / f"{name}_logits.npy")
-        g, in_shape, out_shape = mobilenet(name, tensors, x)
+        build = mobilenet_v2 if name.startswith("mobilenet_v2-") else mobilenet
+        g, in_shape, out_shape = build(name, tensors, x)
         if list(logits.shape) != out_shape:
             sys.exit(f"build_onnx: {name}: sepconv's logits have shape {logits.shape}, the graph gives {out_shape}")
         g.save(args.out / f"{name}.onnx", in_shape, out_shape, "input", "logits")

@@ -53,9 +53,10 @@ def cpu_name():
 
 
 def model_key(model):
-    """Sort 1.0-224 before 0.75-224 before 0.5-160 before 0.25-128."""
-    alpha, res = model.split("-")
-    return (-float(alpha), -int(res))
+    """Sort 1.0-224 before 0.75-224 before 0.5-160 before 0.25-128, v1 before v2."""
+    v2 = model.startswith("v2-")
+    alpha, res = model.removeprefix("v2-").split("-")
+    return (v2, -float(alpha), -int(res))
 
 
 def main():

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example export -- --out comparisons/out/data --model 1.0-224 --model 0.25-128 --layer
+//! cargo run --release --example export -- --out /tmp/x --model v2-1.0-224
 //! cargo run --release --example export -- --out /tmp/x --alpha 0.5 --resolution 160
 //! cargo run --release --example export -- --out /tmp/x --layer --time --threads 1,2 --runs 50
 //! ```
@@ -16,16 +17,19 @@ use std::time::Instant;
 
 use ndarray::{Array2, Array4, ArrayD, Axis, Ix4};
 use sepconv::init::SplitMix64;
-use sepconv::mobilenet::{MobileNet, MobileNetConfig, MobileNetWeights, Variant};
+use sepconv::mobilenet::{
+    Architecture, MobileNet, MobileNetConfig, MobileNetV2Config, MobileNetWeights, Variant,
+};
 use sepconv::{Conv2d, Padding, SeparableConv2d};
 
 const HELP: &str = "\
-export: seeded MobileNet v1 weights, inputs and sepconv outputs for comparisons/
+export: seeded MobileNet v1 and v2 weights, inputs and sepconv outputs for comparisons/
 
 usage: cargo run --release --example export -- --out DIR [OPTIONS]
 
   --out DIR            folder to write into (created)
-  --model A-R          a MobileNet to export, e.g. 1.0-224 or 0.25-128 (repeatable)
+  --model A-R          a MobileNet v1 to export, e.g. 1.0-224 or 0.25-128 (repeatable);
+                       v2-A-R for a MobileNetV2, e.g. v2-1.0-224
   --alpha A            with --resolution: one more model (default 1.0)
   --resolution R       with --alpha: one more model (default 224)
   --layer              export the 14×14×512 layer: a standard 3×3 conv 512→512 and
@@ -41,6 +45,7 @@ Files (all float32; .npy in C order, activations NHWC):
   mobilenet_A-R.safetensors    MobileNetWeights::seeded, TF-slim names, 1000 classes
   mobilenet_A-R_input.npy      [1, R, R, 3], uniform in [-1, 1)
   mobilenet_A-R_logits.npy     [1, 1000], sepconv's forward
+  mobilenet_v2-A-R.*           the same for a MobileNetV2 (scope MobilenetV2)
   layer_14x14x512_input.npy                [1, 14, 14, 512], uniform in [-1, 1)
   layer_14x14x512_standard_weights.npy     [3, 3, 512, 512] HWIO
   layer_14x14x512_standard_output.npy      [1, 14, 14, 512]
@@ -53,9 +58,15 @@ full-conv variant, and Conv2d_7_depthwise / Conv2d_7_pointwise of the standard o
 /// The layer's name in file names and JSON.
 const LAYER: &str = "layer_14x14x512";
 
+/// A model to export.
+enum Model {
+    V1(MobileNetConfig),
+    V2(MobileNetV2Config),
+}
+
 struct Args {
     out: PathBuf,
-    models: Vec<MobileNetConfig>,
+    models: Vec<Model>,
     layer: bool,
     time: bool,
     threads: Vec<usize>,
@@ -63,15 +74,30 @@ struct Args {
     seed: u64,
 }
 
-/// `A-R`, e.g. `0.25-128`, as a configuration.
-fn parse_model(s: &str) -> Result<MobileNetConfig, String> {
-    let bad = || format!("--model: expected ALPHA-RESOLUTION such as 1.0-224, got {s:?}");
-    let (a, r) = s.split_once('-').ok_or_else(bad)?;
-    let config = MobileNetConfig::new()
-        .with_alpha(a.parse().map_err(|_| bad())?)
-        .with_resolution(r.parse().map_err(|_| bad())?);
-    config.validate().map_err(|e| format!("--model {s}: {e}"))?;
-    Ok(config)
+/// `A-R` (e.g. `0.25-128`) or `v2-A-R` (e.g. `v2-1.0-224`) as a configuration.
+fn parse_model(s: &str) -> Result<Model, String> {
+    let bad =
+        || format!("--model: expected ALPHA-RESOLUTION such as 1.0-224 or v2-1.0-224, got {s:?}");
+    let (v2, rest) = match s.strip_prefix("v2-") {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (a, r) = rest.split_once('-').ok_or_else(bad)?;
+    let (alpha, side) = (a.parse().map_err(|_| bad())?, r.parse().map_err(|_| bad())?);
+    let invalid = |e: sepconv::Error| format!("--model {s}: {e}");
+    Ok(if v2 {
+        let config = MobileNetV2Config::new()
+            .with_alpha(alpha)
+            .with_resolution(side);
+        config.validate().map_err(invalid)?;
+        Model::V2(config)
+    } else {
+        let config = MobileNetConfig::new()
+            .with_alpha(alpha)
+            .with_resolution(side);
+        config.validate().map_err(invalid)?;
+        Model::V1(config)
+    })
 }
 
 /// `--threads 1,2`: thread counts ≥ 1.
@@ -120,7 +146,7 @@ fn parse() -> Result<Option<Args>, lexopt::Error> {
             .with_alpha(alpha.unwrap_or(1.0))
             .with_resolution(resolution.unwrap_or(224));
         config.validate().map_err(|e| e.to_string())?;
-        args.models.push(config);
+        args.models.push(Model::V1(config));
     }
     if args.out.as_os_str().is_empty() {
         return Err("--out DIR is required".into());
@@ -147,13 +173,19 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-fn export_model(config: &MobileNetConfig, seed: u64, out: &Path) -> Result<(), String> {
-    let name = format!("mobilenet_{}", config.name());
+/// Writes `prefix` + the model name: weights, input and logits.
+fn export_model<C: Architecture>(
+    config: &C,
+    prefix: &str,
+    seed: u64,
+    out: &Path,
+) -> Result<(), String> {
+    let name = format!("mobilenet_{prefix}{}", config.name());
     let weights = MobileNetWeights::<f32>::seeded(config, seed).map_err(err)?;
     weights
         .save_safetensors(out.join(format!("{name}.safetensors")))
         .map_err(err)?;
-    let net = MobileNet::new(config, &weights).map_err(err)?;
+    let net = MobileNet::<f32, C>::new(config, &weights).map_err(err)?;
     let x = uniform_tensor(net.input_shape(1), seed ^ 0x5EED_1A7E);
     let logits = net.forward(x.view()).map_err(err)?;
     support::write_npy_f32(&out.join(format!("{name}_input.npy")), &x)?;
@@ -281,7 +313,10 @@ fn run() -> Result<(), String> {
     };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     for config in &args.models {
-        export_model(config, args.seed, &args.out)?;
+        match config {
+            Model::V1(c) => export_model(c, "", args.seed, &args.out)?,
+            Model::V2(c) => export_model(c, "v2-", args.seed, &args.out)?,
+        }
     }
     if args.layer || args.time {
         let l = layer(args.seed)?;

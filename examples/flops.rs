@@ -1,4 +1,5 @@
-//! The MobileNet paper's cost tables, recomputed from the builder alone.
+//! The MobileNet paper's cost tables, recomputed from the builder alone, and
+//! beside them the grid of MobileNetV2's published checkpoints.
 //!
 //! ```text
 //! cargo run --example flops            # markdown
@@ -10,10 +11,10 @@
 //! `sepconv::cost`).
 
 use sepconv::cost::{self, Cost};
-use sepconv::mobilenet::{MobileNetConfig, Summary, Variant};
+use sepconv::mobilenet::{MobileNetConfig, MobileNetV2Config, Summary, Variant};
 
 const HELP: &str = "\
-flops: the MobileNet paper's cost tables (Tables 2-7) recomputed by sepconv
+flops: the MobileNet paper's cost tables (Tables 2-7) and MobileNetV2's checkpoint grid, recomputed by sepconv
 
 usage: cargo run --example flops -- [--json]";
 
@@ -122,6 +123,54 @@ fn rows() -> Result<Vec<Row>, sepconv::Error> {
     Ok(rows)
 }
 
+/// TF-slim's published MobileNetV2 checkpoints (its `mobilenet_v2` README, 1001
+/// classes): α, side, millions of MACs (truncated) and of parameters.
+const V2_PUBLISHED: [(f64, usize, f64, f64); 22] = [
+    (1.4, 224, 582.0, 6.06),
+    (1.3, 224, 509.0, 5.34),
+    (1.0, 224, 300.0, 3.47),
+    (1.0, 192, 221.0, 3.47),
+    (1.0, 160, 154.0, 3.47),
+    (1.0, 128, 99.0, 3.47),
+    (1.0, 96, 56.0, 3.47),
+    (0.75, 224, 209.0, 2.61),
+    (0.75, 192, 153.0, 2.61),
+    (0.75, 160, 107.0, 2.61),
+    (0.75, 128, 69.0, 2.61),
+    (0.75, 96, 39.0, 2.61),
+    (0.5, 224, 97.0, 1.95),
+    (0.5, 192, 71.0, 1.95),
+    (0.5, 160, 50.0, 1.95),
+    (0.5, 128, 32.0, 1.95),
+    (0.5, 96, 18.0, 1.95),
+    (0.35, 224, 59.0, 1.66),
+    (0.35, 192, 43.0, 1.66),
+    (0.35, 160, 30.0, 1.66),
+    (0.35, 128, 20.0, 1.66),
+    (0.35, 96, 11.0, 1.66),
+];
+
+/// The v2 grid: every published checkpoint, from the v2 builder.
+fn v2_rows() -> Result<Vec<Row>, sepconv::Error> {
+    V2_PUBLISHED
+        .iter()
+        .map(|&(alpha, side, macs, params)| {
+            let c = MobileNetV2Config::new()
+                .with_alpha(alpha)
+                .with_resolution(side)
+                .with_classes(1001);
+            let s = c.summary()?;
+            Ok(Row {
+                table: "v2",
+                model: format!("MobileNetV2 {}", c.name()),
+                mult_adds: s.total.mult_adds,
+                params: s.total.params.paper(),
+                paper: (macs, params),
+            })
+        })
+        .collect()
+}
+
 /// `--json`; `Ok(None)` for `--help`.
 fn parse() -> Result<Option<bool>, lexopt::Error> {
     use lexopt::prelude::*;
@@ -150,17 +199,19 @@ fn main() -> Result<(), sepconv::Error> {
         }
     };
     let rows = rows()?;
+    let v2 = v2_rows()?;
     let base: Summary = MobileNetConfig::new().summary()?;
     if json {
-        let rows: Vec<_> = rows
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "table": r.table, "model": r.model, "mult_adds": r.mult_adds, "params": r.params,
-                    "paper_mult_adds_millions": r.paper.0, "paper_params_millions": r.paper.1,
+        let json_rows = |rows: &[Row]| -> Vec<serde_json::Value> {
+            rows.iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "table": r.table, "model": r.model, "mult_adds": r.mult_adds, "params": r.params,
+                        "paper_mult_adds_millions": r.paper.0, "paper_params_millions": r.paper.1,
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        };
         let breakdown: Vec<_> = base
             .breakdown()
             .iter()
@@ -173,7 +224,12 @@ fn main() -> Result<(), sepconv::Error> {
             .collect();
         println!(
             "{}",
-            serde_json::json!({ "unit": "mult-add = 1 multiply + 1 add = 2 FLOPs", "rows": rows, "breakdown_1_0_224": breakdown })
+            serde_json::json!({
+                "unit": "mult-add = 1 multiply + 1 add = 2 FLOPs",
+                "rows": json_rows(&rows),
+                "breakdown_1_0_224": breakdown,
+                "v2_checkpoints": json_rows(&v2),
+            })
         );
         return Ok(());
     }
@@ -204,6 +260,24 @@ fn main() -> Result<(), sepconv::Error> {
             b.kind.label(),
             100.0 * b.mult_adds_share,
             100.0 * b.params_share
+        );
+    }
+    println!("\n# MobileNetV2: TF-slim's published checkpoints (1001 classes)\n");
+    println!(
+        "TF-slim's table gives millions of MACs truncated and millions of parameters to two decimals.\n"
+    );
+    println!("| model | mult-adds | M (TF-slim) | parameters | M (TF-slim) |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for r in &v2 {
+        println!(
+            "| {} | {} | {:.1} ({}) | {} | {:.2} ({}) |",
+            r.model,
+            r.mult_adds,
+            r.mult_adds as f64 / 1e6,
+            r.paper.0,
+            r.params,
+            r.params as f64 / 1e6,
+            r.paper.1
         );
     }
     Ok(())

@@ -1,8 +1,9 @@
-//! Build any MobileNet v1 configuration, print its cost table, and time a
-//! forward pass with seeded weights.
+//! Build any MobileNet v1 or MobileNetV2 configuration, print its cost
+//! table, and time a forward pass with seeded weights.
 //!
 //! ```text
 //! cargo run --release --example mobilenet -- --alpha 0.5 --resolution 160
+//! cargo run --release --example mobilenet -- --version 2 --classes 1001 --json
 //! cargo run --release --example mobilenet -- --variant full-conv --json
 //! cargo run --release --example mobilenet -- --threads 1 --profile   # time per layer
 //! cargo run --release --example mobilenet -- --threads 2 --scaling   # 1 vs 2 threads
@@ -13,19 +14,20 @@ mod support;
 
 use ndarray::Array4;
 use sepconv::Activation;
-use sepconv::mobilenet::{MobileNet, MobileNetConfig};
+use sepconv::mobilenet::{Architecture, MobileNet, MobileNetConfig, MobileNetV2Config, Variant};
 
 const HELP: &str = "\
-mobilenet: cost table and forward time of a MobileNet v1 configuration (seeded weights)
+mobilenet: cost table and forward time of a MobileNet v1 or v2 configuration (seeded weights)
 
 usage: cargo run --release --example mobilenet -- [OPTIONS]
 
+  --version V          1 (MobileNet v1, default) or 2 (MobileNetV2)
   --alpha A            width multiplier α, > 0 (default 1.0)
   --resolution R       input side, >= 32 (default 224)
   --rho P              resolution multiplier: side = round(224·ρ) (instead of --resolution)
-  --variant V          standard | shallow | full-conv (default standard)
+  --variant V          v1: standard | shallow | full-conv (default standard)
   --classes K          classifier outputs (default 1000)
-  --depth-multiplier M depthwise channel multiplier (default 1)
+  --depth-multiplier M v1: depthwise channel multiplier (default 1)
   --relu               plain ReLU (as the paper's text) instead of ReLU6
   --batch N            images per forward (default 1)
   --threads T          rayon threads (default 0: all cores)
@@ -38,58 +40,88 @@ usage: cargo run --release --example mobilenet -- [OPTIONS]
   --json               machine-readable output
   -h, --help           this text";
 
+/// The family asked for, and its configuration.
+enum Model {
+    V1(MobileNetConfig),
+    V2(MobileNetV2Config),
+}
+
 struct Args {
-    config: MobileNetConfig,
-    batch: usize,
-    threads: usize,
-    runs: usize,
-    seed: u64,
-    json: bool,
-    markdown: bool,
-    profile: bool,
-    scaling: bool,
+    model: Model,
+    opts: Opts,
 }
 
 /// `Ok(None)` for `--help`.
 fn parse() -> Result<Option<Args>, lexopt::Error> {
     use lexopt::prelude::*;
+    // v1's settings hold every option; v2 takes the ones it shares.
+    let mut config = MobileNetConfig::new();
+    let (mut version, mut rho) = (1u32, None::<f64>);
     let mut a = Args {
-        config: MobileNetConfig::new(),
-        batch: 1,
-        threads: 0,
-        runs: 10,
-        seed: 0,
-        json: false,
-        markdown: false,
-        profile: false,
-        scaling: false,
+        model: Model::V1(config),
+        opts: Opts {
+            batch: 1,
+            threads: 0,
+            runs: 10,
+            seed: 0,
+            json: false,
+            markdown: false,
+            profile: false,
+            scaling: false,
+        },
     };
     let mut parser = lexopt::Parser::from_env();
     use support::value as v;
     while let Some(arg) = parser.next()? {
         match arg {
             Short('h') | Long("help") => return Ok(None),
-            Long("alpha") => a.config.alpha = v(&mut parser, "--alpha")?,
-            Long("resolution") => a.config.resolution = v(&mut parser, "--resolution")?,
-            Long("rho") => a.config = a.config.with_rho(v(&mut parser, "--rho")?),
-            Long("variant") => a.config.variant = v(&mut parser, "--variant")?,
-            Long("classes") => a.config.classes = v(&mut parser, "--classes")?,
+            Long("version") => version = v(&mut parser, "--version")?,
+            Long("alpha") => config.alpha = v(&mut parser, "--alpha")?,
+            Long("resolution") => config.resolution = v(&mut parser, "--resolution")?,
+            Long("rho") => rho = Some(v(&mut parser, "--rho")?),
+            Long("variant") => config.variant = v(&mut parser, "--variant")?,
+            Long("classes") => config.classes = v(&mut parser, "--classes")?,
             Long("depth-multiplier") => {
-                a.config.depth_multiplier = v(&mut parser, "--depth-multiplier")?
+                config.depth_multiplier = v(&mut parser, "--depth-multiplier")?
             }
-            Long("relu") => a.config.activation = Activation::Relu,
-            Long("batch") => a.batch = v(&mut parser, "--batch")?,
-            Long("threads") => a.threads = v(&mut parser, "--threads")?,
-            Long("runs") => a.runs = v(&mut parser, "--runs")?,
-            Long("seed") => a.seed = v(&mut parser, "--seed")?,
-            Long("json") => a.json = true,
-            Long("markdown") => a.markdown = true,
-            Long("profile") => a.profile = true,
-            Long("scaling") => a.scaling = true,
+            Long("relu") => config.activation = Activation::Relu,
+            Long("batch") => a.opts.batch = v(&mut parser, "--batch")?,
+            Long("threads") => a.opts.threads = v(&mut parser, "--threads")?,
+            Long("runs") => a.opts.runs = v(&mut parser, "--runs")?,
+            Long("seed") => a.opts.seed = v(&mut parser, "--seed")?,
+            Long("json") => a.opts.json = true,
+            Long("markdown") => a.opts.markdown = true,
+            Long("profile") => a.opts.profile = true,
+            Long("scaling") => a.opts.scaling = true,
             _ => return Err(arg.unexpected()),
         }
     }
+    if let Some(rho) = rho {
+        config = config.with_rho(rho);
+    }
+    a.model = match version {
+        1 => Model::V1(config),
+        2 if config.variant != Variant::Standard || config.depth_multiplier != 1 => {
+            return Err("--variant and --depth-multiplier are MobileNet v1's".into());
+        }
+        2 => Model::V2(MobileNetV2Config {
+            alpha: config.alpha,
+            resolution: config.resolution,
+            classes: config.classes,
+            activation: config.activation,
+            ..MobileNetV2Config::new()
+        }),
+        v => return Err(format!("--version {v}: expected 1 or 2").into()),
+    };
     Ok(Some(a))
+}
+
+/// What the report says of a configuration beyond [`Architecture`].
+struct Meta {
+    version: u32,
+    alpha: f64,
+    classes: usize,
+    variant: &'static str,
 }
 
 fn run() -> Result<(), String> {
@@ -97,20 +129,55 @@ fn run() -> Result<(), String> {
         println!("{HELP}");
         return Ok(());
     };
-    let Args {
-        config,
+    let Args { model, opts } = args;
+    if opts.batch == 0 || opts.runs == 0 {
+        return Err("--batch and --runs must be ≥ 1".into());
+    }
+    match model {
+        Model::V1(c) => {
+            let meta = Meta {
+                version: 1,
+                alpha: c.alpha,
+                classes: c.classes,
+                variant: c.variant.name(),
+            };
+            go(c, meta, opts)
+        }
+        Model::V2(c) => {
+            let meta = Meta {
+                version: 2,
+                alpha: c.alpha,
+                classes: c.classes,
+                variant: "standard",
+            };
+            go(c, meta, opts)
+        }
+    }
+}
+
+/// The run's options other than the model.
+struct Opts {
+    batch: usize,
+    runs: usize,
+    seed: u64,
+    threads: usize,
+    json: bool,
+    markdown: bool,
+    profile: bool,
+    scaling: bool,
+}
+
+fn go<C: Architecture>(config: C, meta: Meta, o: Opts) -> Result<(), String> {
+    let Opts {
         batch,
-        threads,
         runs,
         seed,
+        threads,
         json,
         markdown,
         profile,
         scaling,
-    } = args;
-    if batch == 0 || runs == 0 {
-        return Err("--batch and --runs must be ≥ 1".into());
-    }
+    } = o;
     if scaling {
         if json || markdown || profile {
             return Err(
@@ -128,23 +195,52 @@ fn run() -> Result<(), String> {
     if profile {
         return pool.install(|| per_layer(config, batch, runs, seed));
     }
-    pool.install(|| report(config, batch, runs, seed, json, markdown))
+    pool.install(|| report(config, &meta, batch, runs, seed, json, markdown))
 }
 
 /// Deterministic test input for `net`.
-fn input(net: &MobileNet<f32>, batch: usize) -> Array4<f32> {
+fn input<C: Architecture>(net: &MobileNet<f32, C>, batch: usize) -> Array4<f32> {
     Array4::<f32>::from_shape_fn(net.input_shape(batch), |(n, y, x, c)| {
         (((n * 7 + y * 3 + x * 5 + c) % 17) as f32 / 8.0) - 1.0
     })
 }
 
+/// The layers of the network as it runs (v1: each conv; v2: the stem, each
+/// inverted residual block, `Conv_1`), the pooling with the classifier:
+/// name, output `H×W×C` and mult-adds for a batch of one.
+fn rows<C: Architecture>(net: &MobileNet<f32, C>) -> Result<Vec<(String, String, u64)>, String> {
+    let e = |e: sepconv::Error| e.to_string();
+    let mut shape = net.input_shape(1);
+    let mut rows: Vec<(String, String, u64)> = Vec::new();
+    for (name, layer) in net.network().layers() {
+        let cost = layer.cost(shape).map_err(e)?.mult_adds;
+        shape = layer.output_shape(shape).map_err(e)?;
+        let [_, h, w, c] = shape;
+        if name == "Logits" {
+            // The pooling's time is in the classifier's row.
+            rows.pop();
+        }
+        rows.push((name.to_owned(), format!("{h}×{w}×{c}"), cost));
+    }
+    if !net.config().include_top() {
+        rows.pop();
+    }
+    Ok(rows)
+}
+
 /// Prints each layer's median time over `runs` profiled forwards.
-fn per_layer(config: MobileNetConfig, batch: usize, runs: usize, seed: u64) -> Result<(), String> {
-    let net = MobileNet::<f32>::seeded(&config, seed).map_err(|e| e.to_string())?;
+fn per_layer<C: Architecture>(
+    config: C,
+    batch: usize,
+    runs: usize,
+    seed: u64,
+) -> Result<(), String> {
+    let net = MobileNet::<f32, C>::seeded(&config, seed).map_err(|e| e.to_string())?;
     let summary = net.summary();
+    let rows = rows(&net)?;
     let x = input(&net, batch);
     net.forward(x.view()).map_err(|e| e.to_string())?; // warm-up
-    let mut samples = vec![Vec::with_capacity(runs); summary.rows.len()];
+    let mut samples = vec![Vec::with_capacity(runs); rows.len()];
     for _ in 0..runs {
         let (_, times) = net.forward_profiled(x.view()).map_err(|e| e.to_string())?;
         for (s, t) in samples.iter_mut().zip(times) {
@@ -154,7 +250,8 @@ fn per_layer(config: MobileNetConfig, batch: usize, runs: usize, seed: u64) -> R
     let medians: Vec<f64> = samples.into_iter().map(support::median_ms).collect();
     let total: f64 = medians.iter().sum();
     println!(
-        "MobileNet v1 {}, batch {batch}, {} thread(s), median of {runs} per layer\n",
+        "{} {}, batch {batch}, {} thread(s), median of {runs} per layer\n",
+        config.family(),
         config.name(),
         rayon::current_num_threads()
     );
@@ -162,15 +259,10 @@ fn per_layer(config: MobileNetConfig, batch: usize, runs: usize, seed: u64) -> R
         "{:<24} {:>16} {:>14} {:>9} {:>7} {:>8}",
         "layer", "output", "mult-adds", "ms", "share", "GMAC/s"
     );
-    for (row, ms) in summary.rows.iter().zip(&medians) {
-        let [h, w, c] = row.spec.output;
-        let macs = row.cost.mult_adds as f64 * batch as f64;
+    for ((name, output, mult_adds), ms) in rows.iter().zip(&medians) {
+        let macs = *mult_adds as f64 * batch as f64;
         println!(
-            "{:<24} {:>16} {:>14} {:>9.3} {:>6.1}% {:>8.1}",
-            row.spec.name,
-            format!("{h}×{w}×{c}"),
-            row.cost.mult_adds,
-            ms,
+            "{name:<24} {output:>16} {mult_adds:>14} {ms:>9.3} {:>6.1}% {:>8.1}",
             100.0 * ms / total,
             macs / (ms * 1e6)
         );
@@ -194,8 +286,8 @@ fn per_layer(config: MobileNetConfig, batch: usize, runs: usize, seed: u64) -> R
 /// itself), and prints the medians and speed-ups. The sum of the layers
 /// leaves out what happens between them (handing out the buffers, the
 /// pool's hand-offs); the forward line includes it.
-fn thread_scaling(
-    config: MobileNetConfig,
+fn thread_scaling<C: Architecture>(
+    config: C,
     batch: usize,
     runs: usize,
     seed: u64,
@@ -212,15 +304,15 @@ fn thread_scaling(
             std::thread::available_parallelism().map_or(1, |n| n.get())
         ));
     }
-    let net = MobileNet::<f32>::seeded(&config, seed).map_err(|e| e.to_string())?;
-    let summary = net.summary();
+    let net = MobileNet::<f32, C>::seeded(&config, seed).map_err(|e| e.to_string())?;
+    let rows = rows(&net)?;
     let x = input(&net, batch);
     let pools = [1, threads]
         .into_iter()
         .map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
-    let layers = summary.rows.len();
+    let layers = rows.len();
     let mut forward = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
     let mut per_layer = [
         vec![Vec::with_capacity(runs); layers],
@@ -249,7 +341,8 @@ fn thread_scaling(
     }
     let [one, many] = per_layer.map(|l| l.into_iter().map(support::median_ms).collect::<Vec<_>>());
     println!(
-        "MobileNet v1 {}, batch {batch}, 1 thread and {threads} threads alternating, median of {runs}\n",
+        "{} {}, batch {batch}, 1 thread and {threads} threads alternating, median of {runs}\n",
+        config.family(),
         config.name()
     );
     println!(
@@ -260,12 +353,9 @@ fn thread_scaling(
         format!("ms {threads}T"),
         "speed-up"
     );
-    for ((row, a), b) in summary.rows.iter().zip(&one).zip(&many) {
-        let [h, w, c] = row.spec.output;
+    for (((name, output, _), a), b) in rows.iter().zip(&one).zip(&many) {
         println!(
-            "{:<24} {:>16} {a:>10.3} {b:>10.3} {:>8.2}×",
-            row.spec.name,
-            format!("{h}×{w}×{c}"),
+            "{name:<24} {output:>16} {a:>10.3} {b:>10.3} {:>8.2}×",
             a / b
         );
     }
@@ -286,15 +376,16 @@ fn thread_scaling(
     Ok(())
 }
 
-fn report(
-    config: MobileNetConfig,
+fn report<C: Architecture>(
+    config: C,
+    meta: &Meta,
     batch: usize,
     runs: usize,
     seed: u64,
     json: bool,
     markdown: bool,
 ) -> Result<(), String> {
-    let net = MobileNet::<f32>::seeded(&config, seed).map_err(|e| e.to_string())?;
+    let net = MobileNet::<f32, C>::seeded(&config, seed).map_err(|e| e.to_string())?;
     let summary = net.summary();
     let x = input(&net, batch);
     net.forward(x.view()).map_err(|e| e.to_string())?; // warm-up
@@ -317,19 +408,23 @@ fn report(
         println!(
             "{}",
             serde_json::json!({
-                "alpha": config.alpha, "resolution": config.resolution, "variant": config.variant.name(),
-                "classes": config.classes, "batch": batch, "threads": rayon::current_num_threads(),
+                "version": meta.version, "alpha": meta.alpha, "resolution": config.resolution(),
+                "variant": meta.variant, "classes": meta.classes, "batch": batch, "threads": rayon::current_num_threads(),
                 "mult_adds": summary.total.mult_adds, "params": summary.total.params.paper(),
                 "params_total": summary.total.params.total(),
                 "layers": layers, "forward_ms_median": ms, "gmacs": gmacs,
             })
         );
     } else {
+        let variant = match meta.version {
+            1 => format!(" ({})", meta.variant),
+            _ => String::new(),
+        };
         println!(
-            "MobileNet v1 {} ({}), {} classes\n",
+            "{} {}{variant}, {} classes\n",
+            config.family(),
             config.name(),
-            config.variant.name(),
-            config.classes
+            meta.classes
         );
         print!(
             "{}",

@@ -43,6 +43,7 @@
 //! | [`Activation`] | – | any NHWC (convs and dense fuse theirs) |
 //! | [`AvgPool2d`], [`MaxPool2d`] | – | `[N, H, W, C]` → `[N, OH, OW, C]` |
 //! | [`GlobalAvgPool`], [`Flatten`] | – | `[N, H, W, C]` → `[N, 1, 1, C]`, `[N, 1, 1, H·W·C]` |
+//! | [`InvertedResidual`] | expansion, depthwise, projection | `[N, H, W, C]` → `[N, OH, OW, C_out]` (+ x when s = 1, C_out = C) |
 //! | [`Sequential`], [`Residual`] | their layers | as the layers chain |
 //!
 //! Activations are NHWC (`[batch, row, col, channel]`), any [`ndarray::ArrayView4`];
@@ -83,9 +84,10 @@
 //!
 //! # Modules
 //!
-//! - [`mobilenet`]: the MobileNet v1 builder (α, ρ, variants), its paper-exact
-//!   [`Summary`](mobilenet::Summary), weights (seeded, safetensors, TensorFlow
-//!   frozen graphs) and the inference network, a [`Sequential`].
+//! - [`mobilenet`]: the MobileNet v1 builder (α, ρ, variants) and the
+//!   MobileNetV2 builder ([`mobilenet::v2`], on [`InvertedResidual`]), their
+//!   paper-exact [`Summary`](mobilenet::Summary), weights (seeded, safetensors,
+//!   TensorFlow frozen graphs) and the inference network, a [`Sequential`].
 //! - [`net`]: [`Sequential`], [`Residual`] and [`net::Summary`]; [`layer`]:
 //!   the [`Layer`] trait; [`pool`], [`dense`]: the layers around the convs;
 //!   [`init`]: seeded initializers.
@@ -184,7 +186,7 @@ pub use dense::Dense;
 pub use error::{Error, Result, Shape};
 pub use geometry::{ConvGeometry, ConvParams, Padding, Size2};
 pub use layer::{Layer, LayerInfo, SummaryRow};
-pub use net::{Residual, Sequential};
+pub use net::{InvertedResidual, Residual, Sequential};
 pub use norm::BatchNorm;
 pub use pool::{AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d};
 pub use scalar::Float;

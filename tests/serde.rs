@@ -37,6 +37,12 @@ fn configs_round_trip() {
     };
     assert_eq!(round_trip(&params), params);
     assert_eq!(round_trip(&Algorithm::Portable), Algorithm::Portable);
+    let v2 = sepconv::mobilenet::v2::MobileNetV2Config::new()
+        .with_alpha(0.35)
+        .with_resolution(96);
+    assert_eq!(round_trip(&v2), v2);
+    let v2_summary = v2.summary().unwrap();
+    assert_eq!(round_trip(&v2_summary), v2_summary);
     // A config that is not one is refused, not turned into a default.
     assert!(serde_json::from_str::<MobileNetConfig>(r#"{"alpha": 1.0}"#).is_err());
 }

@@ -6,7 +6,7 @@ use crate::support;
 
 pub const HELP: &str = "\
 bench_report: standard vs depthwise separable conv on MobileNet v1's block shapes,
-and whole MobileNet v1 networks, timed (median of repeated runs) and set against
+and whole MobileNet v1 and v2 networks, timed (median of repeated runs) and set against
 the paper's mult-adds
 
 usage: cargo run --release --example bench_report -- [OPTIONS]

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::networks::{ALPHAS, BATCH, KIND_LABELS, NetResult, RESOLUTIONS, table_rows};
+use crate::networks::{ALPHAS, BATCH, KIND_LABELS, NetResult, RESOLUTIONS, V2Result, table_rows};
 use crate::report::Report;
 use sepconv::mobilenet::Variant;
 
@@ -123,6 +123,40 @@ impl Report {
                 }
             }
         }
+        if !self.networks_v2.is_empty() {
+            s.push_str(
+                "\n### Networks: MobileNetV2 forward (f32, seeded weights, BN folded, batch 1)\n\n\
+                 Beside each, the MobileNet v1 of the same α and resolution where it was timed: \
+                 v2's mult-adds and time over v1's.\n\n\
+                 | model | mult-adds | params | ms | GMAC/s | v1 ms | mult-adds v2/v1 | time v2/v1 |\n\
+                 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            );
+            for n in &self.networks_v2 {
+                let _ = write!(
+                    s,
+                    "| {} | {} | {} | {:.2} | {:.1} |",
+                    n.model(),
+                    thousands(n.madds),
+                    thousands(n.params),
+                    n.ms,
+                    n.gmacs()
+                );
+                match self.v1_twin(n) {
+                    Some(v1) => {
+                        let _ = writeln!(
+                            s,
+                            " {:.2} | {:.2} | {:.2} |",
+                            v1.ms,
+                            n.madds as f64 / v1.madds as f64,
+                            n.ms / v1.ms
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(s, " – | – | – |");
+                    }
+                }
+            }
+        }
         if let Some(b) = self.batches {
             let _ = write!(
                 s,
@@ -161,12 +195,23 @@ impl Report {
                 "time_share": n.time_share.json(), "mult_adds_share": n.madds_share.json(),
             })
         };
+        let v2_json = |n: &V2Result| {
+            let v1 = self.v1_twin(n);
+            json!({
+                "model": n.config.name(), "version": 2, "batch": 1,
+                "mult_adds": n.madds, "params": n.params, "ms": n.ms, "gmacs": n.gmacs(),
+                "v1_ms": v1.map(|v| v.ms),
+                "mult_adds_over_v1": v1.map(|v| n.madds as f64 / v.madds as f64),
+                "time_over_v1": v1.map(|v| n.ms / v.ms),
+            })
+        };
         json!({
             "threads": self.threads, "runs": self.runs, "warmup": self.warmup, "cpu": self.cpu,
             "elapsed_s": self.elapsed.as_secs_f64(),
             "layers": layers,
             "networks": table_rows(&self.networks).into_iter().map(net_json).collect::<Vec<_>>(),
             "grid": self.grid().map(net_json).collect::<Vec<_>>(),
+            "networks_v2": self.networks_v2.iter().map(v2_json).collect::<Vec<_>>(),
             "batch_throughput": self.batches.map(|b| json!({
                 "model": "1.0-224", "batch": BATCH, "ms_batch1": b.ms_batch1,
                 "ms_per_image_batch8": b.ms_per_image_batch8, "ratio": b.ratio(),
@@ -221,6 +266,13 @@ mod tests {
             assert!(nets[0]["time_share"][key].is_number(), "{key}");
         }
         assert_eq!(j["grid"].as_array().unwrap().len(), 16);
+        let v2 = j["networks_v2"].as_array().unwrap();
+        assert_eq!(v2.len(), 16);
+        assert_eq!(v2[0]["model"], "1.0-224");
+        assert_eq!(v2[0]["mult_adds"], 300_774_272);
+        // 1.0-224 has a v1 twin; 0.35 does not.
+        assert_eq!(v2[0]["v1_ms"], j["grid"][0]["ms"]);
+        assert!(v2[15]["v1_ms"].is_null());
         assert_eq!(j["batch_throughput"]["ratio"], 1.25);
         assert_eq!(j["batch_throughput"]["batch"], 8);
     }
@@ -232,5 +284,9 @@ mod tests {
         assert!(md.contains("| sep/14x14x512->512 | 462,422,016 | 52,283,392 | 8.8445× |"));
         assert!(md.contains("| 1.0-224 | full-conv | 1 | 4,867,293,184 |"));
         assert!(md.contains("| 20.00 | 16.00 | 1.25× |"));
+        assert!(
+            md.contains("| v2 1.0-224 | 300,774,272 | 3,469,760 |"),
+            "{md}"
+        );
     }
 }

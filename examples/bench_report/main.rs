@@ -35,6 +35,10 @@
 //!   batch-8 throughput of 1.0-224 against batch 1, batch-1 and batch-8
 //!   forwards alternating, so the ratio is not decided by a change in load
 //!   between two separately timed cases.
+//! - **networks, v2**: `MobileNetV2::<f32>::seeded` forwards over its α grid
+//!   (1.0, 0.75, 0.5, 0.35) × the same resolutions, timed whole, each beside
+//!   the v1 of the same α and resolution (mult-adds and time, v2 over v1),
+//!   and drawn on the same chart.
 
 //!
 //! # Modules

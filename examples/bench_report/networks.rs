@@ -1,11 +1,14 @@
 //! The networks suite: whole MobileNet v1 forwards across α, resolution,
-//! the Conv MobileNet variant and batch size, timed with per-layer shares.
+//! the Conv MobileNet variant and batch size, timed with per-layer shares;
+//! then MobileNetV2 across α and resolution, timed whole.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use ndarray::Array4;
-use sepconv::mobilenet::{LayerKind, MobileNet, MobileNetConfig, Variant};
+use sepconv::mobilenet::{
+    LayerKind, MobileNet, MobileNetConfig, MobileNetV2, MobileNetV2Config, Variant,
+};
 use serde_json::{Value, json};
 
 use crate::args::Options;
@@ -17,6 +20,8 @@ pub const SEED: u64 = 0;
 /// The chart's grid.
 pub const ALPHAS: [f64; 4] = [1.0, 0.75, 0.5, 0.25];
 pub const RESOLUTIONS: [usize; 4] = [224, 192, 160, 128];
+/// MobileNetV2's α grid (its published checkpoints), at [`RESOLUTIONS`].
+pub const V2_ALPHAS: [f64; 4] = [1.0, 0.75, 0.5, 0.35];
 
 /// Fractions 0–1 per layer type, in the order pointwise, depthwise, full
 /// conv, FC.
@@ -209,4 +214,58 @@ pub fn table_rows(nets: &[NetResult]) -> Vec<&NetResult> {
     keys.iter()
         .filter_map(|&(a, r, v, b)| nets.iter().find(|n| n.is(a, r, v, b)))
         .collect()
+}
+
+/// A MobileNetV2 forward, timed whole (its blocks mix pointwise and
+/// depthwise convs, so there are no per-type shares).
+#[derive(Clone, Debug)]
+pub struct V2Result {
+    pub config: MobileNetV2Config,
+    pub madds: u64,
+    pub params: u64,
+    pub ms: f64,
+}
+
+impl V2Result {
+    pub fn model(&self) -> String {
+        format!("v2 {}", self.config.name())
+    }
+    pub fn gmacs(&self) -> f64 {
+        gmacs(self.madds, self.ms)
+    }
+}
+
+/// The v2 grid: [`V2_ALPHAS`] × [`RESOLUTIONS`], 1000 classes, batch 1.
+pub fn v2_cases() -> Vec<MobileNetV2Config> {
+    V2_ALPHAS
+        .iter()
+        .flat_map(|&a| {
+            RESOLUTIONS.map(|r| MobileNetV2Config::new().with_alpha(a).with_resolution(r))
+        })
+        .collect()
+}
+
+/// Median of `o.runs` batch-1 forwards of the seeded `config`, after
+/// `o.warmup`.
+pub fn time_v2(config: MobileNetV2Config, o: &Options) -> Result<V2Result, String> {
+    let e = |e: sepconv::Error| format!("v2 {}: {e}", config.name());
+    let net = MobileNetV2::<f32>::seeded(&config, SEED).map_err(e)?;
+    let summary = net.summary();
+    let x = Array4::<f32>::from_shape_fn(net.input_shape(1), |(n, y, x, c)| {
+        (((n * 7 + y * 3 + x * 5 + c) % 17) as f32 / 8.0) - 1.0
+    });
+    let mut times = Vec::with_capacity(o.runs);
+    for run in 0..o.warmup + o.runs {
+        let t = Instant::now();
+        black_box(net.forward(black_box(x.view())).map_err(e)?);
+        if run >= o.warmup {
+            times.push(t.elapsed());
+        }
+    }
+    Ok(V2Result {
+        config,
+        madds: summary.total.mult_adds,
+        params: summary.total.params.paper(),
+        ms: support::median_ms(times),
+    })
 }

@@ -9,7 +9,8 @@ use sepconv::mobilenet::{MobileNetConfig, Variant};
 use crate::args::Options;
 use crate::layers::{LayerResult, Rng, blocks, time_block};
 use crate::networks::{
-    ALPHAS, BATCH, BatchResult, NetResult, RESOLUTIONS, network_cases, time_batches, time_network,
+    ALPHAS, BATCH, BatchResult, NetResult, RESOLUTIONS, V2Result, network_cases, time_batches,
+    time_network, time_v2, v2_cases,
 };
 
 pub struct Report {
@@ -20,6 +21,8 @@ pub struct Report {
     pub elapsed: Duration,
     pub layers: Vec<LayerResult>,
     pub networks: Vec<NetResult>,
+    /// MobileNetV2's α × resolution grid at batch 1.
+    pub networks_v2: Vec<V2Result>,
     /// 1.0-224 at batch 8 against batch 1, alternating.
     pub batches: Option<BatchResult>,
 }
@@ -67,6 +70,13 @@ pub fn run_report(o: &Options) -> Result<Report, String> {
                 networks.push(time_network(config, batch, o)?);
             }
         }
+        let mut networks_v2 = Vec::new();
+        if o.networks {
+            for config in v2_cases() {
+                eprintln!("bench_report: network v2 {}", config.name());
+                networks_v2.push(time_v2(config, o)?);
+            }
+        }
         let batches = if o.networks {
             progress(format!(
                 "1.0-224 batch {BATCH} against batch 1, alternating"
@@ -83,6 +93,7 @@ pub fn run_report(o: &Options) -> Result<Report, String> {
             elapsed: start.elapsed(),
             layers,
             networks,
+            networks_v2,
             batches,
         })
     })
@@ -102,6 +113,12 @@ pub fn cpu_name() -> String {
 }
 
 impl Report {
+    /// The MobileNet v1 of `v2`'s α and resolution, where it was timed.
+    pub fn v1_twin(&self, v2: &V2Result) -> Option<&NetResult> {
+        let (a, r) = (v2.config.alpha, v2.config.resolution);
+        self.grid().find(|n| n.is(a, r, Variant::Standard, 1))
+    }
+
     /// The α × resolution networks at batch 1.
     pub fn grid(&self) -> impl Iterator<Item = &NetResult> {
         self.networks.iter().filter(|n| {
@@ -117,7 +134,7 @@ impl Report {
 pub mod tests {
     use super::*;
     use crate::layers::blocks;
-    use crate::networks::Shares;
+    use crate::networks::{Shares, V2Result, v2_cases};
 
     pub fn fake_report() -> Report {
         let mut networks = Vec::new();
@@ -149,6 +166,18 @@ pub mod tests {
                 ms_separable: 4.0,
             }],
             networks,
+            networks_v2: v2_cases()
+                .into_iter()
+                .map(|config| {
+                    let total = config.summary().unwrap().total;
+                    V2Result {
+                        config,
+                        madds: total.mult_adds,
+                        params: total.params.paper(),
+                        ms: total.mult_adds as f64 / 12e6,
+                    }
+                })
+                .collect(),
             batches: Some(BatchResult {
                 ms_batch1: 20.0,
                 ms_per_image_batch8: 16.0,

@@ -4,16 +4,22 @@ use std::path::Path;
 
 use sepconv::mobilenet::Variant;
 
-use crate::networks::{ALPHAS, NetResult};
+use crate::networks::{ALPHAS, NetResult, V2_ALPHAS, V2Result};
 use crate::report::Report;
 
-/// Series colours (colour-blind safe, Okabe–Ito).
+/// Series colours (colour-blind safe, Okabe–Ito): v1's α grid.
 pub const COLORS: [(u8, u8, u8); 4] = [(0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167)];
+/// MobileNetV2's α grid: v1's colours where the α is the same (1.0, 0.75,
+/// 0.5), Okabe–Ito's orange for 0.35.
+pub const V2_COLORS: [(u8, u8, u8); 4] =
+    [(0, 114, 178), (213, 94, 0), (0, 158, 115), (230, 159, 0)];
 
-/// Latency against mult-adds on log–log axes, one series per α, each point
+/// Latency against mult-adds on log–log axes, one series per α and family
+/// (v1: circles and solid lines, v2: triangles and thin lines), each point
 /// labelled with its model name, and a grey line of constant throughput
-/// through 1.0-224 (where latency would lie if it scaled exactly with
-/// mult-adds).
+/// through v1's 1.0-224 (where latency would lie if it scaled exactly with
+/// mult-adds): v2's points above it show what its extra memory traffic per
+/// mult-add costs.
 pub fn write_svg(report: &Report, path: &Path) -> Result<(), String> {
     use plotters::prelude::*;
     let grid: Vec<&NetResult> = report.grid().collect();
@@ -25,20 +31,22 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), String> {
     }
     let e = |e: DrawingAreaErrorKind<std::io::Error>| format!("{}: {e}", path.display());
     let mm = |n: &NetResult| n.madds as f64 / 1e6;
-    let (x0, x1) = grid
+    let v2 = &report.networks_v2;
+    let points = grid
         .iter()
-        .map(|n| mm(n))
-        .fold((f64::MAX, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
-    let (y0, y1) = grid
-        .iter()
-        .map(|n| n.ms)
-        .fold((f64::MAX, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+        .map(|n| (mm(n), n.ms))
+        .chain(v2.iter().map(|n| (n.madds as f64 / 1e6, n.ms)));
+    let ((x0, x1), (y0, y1)) = points.fold(
+        ((f64::MAX, 0.0f64), (f64::MAX, 0.0f64)),
+        |((a, b), (c, d)), (x, y)| ((a.min(x), b.max(x)), (c.min(y), d.max(y))),
+    );
     let (x0, x1, y0, y1) = (x0 / 1.3, x1 * 1.3, y0 / 1.3, y1 * 1.3);
 
     let root = SVGBackend::new(path, (960, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
+    let family = if v2.is_empty() { "v1" } else { "v1 and v2" };
     let caption = format!(
-        "MobileNet v1 latency vs mult-adds (f32, batch 1, {} thread{}, median of {} runs)",
+        "MobileNet {family} latency vs mult-adds (f32, batch 1, {} thread{}, median of {} runs)",
         report.threads,
         if report.threads == 1 { "" } else { "s" },
         report.runs
@@ -119,6 +127,34 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), String> {
             }))
             .map_err(e)?;
     }
+    for (alpha, rgb) in V2_ALPHAS.iter().zip(V2_COLORS) {
+        let color = RGBColor(rgb.0, rgb.1, rgb.2);
+        let mut pts: Vec<&V2Result> = v2.iter().filter(|n| n.config.alpha == *alpha).collect();
+        if pts.is_empty() {
+            continue;
+        }
+        pts.sort_by_key(|n| n.madds);
+        let at = |n: &V2Result| (n.madds as f64 / 1e6, n.ms);
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|n| at(n)),
+                color.stroke_width(1),
+            ))
+            .map_err(e)?
+            .label(format!("v2 α = {alpha}"))
+            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 5, color.filled()));
+        chart
+            .draw_series(pts.iter().map(|n| {
+                EmptyElement::at(at(n))
+                    + TriangleMarker::new((0, 0), 5, color.filled())
+                    + Text::new(
+                        n.model(),
+                        (6, -4),
+                        ("sans-serif", 11).into_font().color(&color),
+                    )
+            }))
+            .map_err(e)?;
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
@@ -175,7 +211,13 @@ mod tests {
         let svg = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert!(svg.starts_with("<svg"));
-        for label in ["0.25-128", "1.0-224", "α = 0.75"] {
+        for label in [
+            "0.25-128",
+            "1.0-224",
+            "α = 0.75",
+            "v2 α = 0.35",
+            "v2 0.35-128",
+        ] {
             assert!(svg.contains(label), "{label}");
         }
     }

@@ -264,6 +264,8 @@ pub(crate) trait RowKernel {
 /// The instruction sets the row kernels are built for, by their CPU tokens:
 /// thin `#[target_feature]` wrappers around the generic bodies.
 pub(crate) trait RowIsa: Copy {
+    /// f32 lanes of this ISA's vectors.
+    fn lanes(self) -> usize;
     /// [`RowKernel::interior`] on this ISA.
     ///
     /// # Safety
@@ -289,6 +291,9 @@ macro_rules! row_isa {
             unsafe { row.pixel_checked::<$simd>(ox, px) }
         }
         impl RowIsa for $token {
+            fn lanes(self) -> usize {
+                <$simd as Simd>::LANES
+            }
             unsafe fn interior<R: RowKernel>(self, row: &R, lo: usize, hi: usize, out: *mut f32) {
                 // SAFETY: the token proves the ISA; the rest is passed on.
                 unsafe { $interior(row, lo, hi, out) }

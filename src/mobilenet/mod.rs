@@ -1,5 +1,6 @@
 //! MobileNet v1 (Howard et al. 2017): configuration, architecture, cost
-//! summary, weights and the inference network.
+//! summary, weights and the inference network; MobileNetV2 (Sandler et al.
+//! 2018) on the same machinery in [`v2`].
 //!
 //! The architecture is the paper's Table 1 as the reference implementations
 //! (TF-slim, Keras) ship it: TensorFlow SAME padding, stride 1 in block 13's
@@ -22,16 +23,94 @@
 
 mod network;
 mod summary;
+pub mod v2;
 mod weights;
 
 pub use network::{MobileNet, softmax, top_k};
 pub use summary::{Breakdown, LayerRow, Summary};
+pub use v2::{MobileNetV2, MobileNetV2Config};
 pub use weights::{MobileNetWeights, tensor_names};
 
+use crate::Float;
 use crate::activation::Activation;
 use crate::cost::{self, Cost};
 use crate::error::{Error, Result};
 use crate::geometry::{ConvParams, Padding};
+use crate::net::Sequential;
+
+/// What a MobileNet family's configuration tells: its layers with their
+/// shapes, the TF-slim scope of its tensor names, and how its inference
+/// network is built from named weights. [`MobileNetConfig`] (v1) and
+/// [`MobileNetV2Config`] implement it; [`MobileNet`], [`Summary`] and
+/// [`MobileNetWeights`] work on either through it.
+pub trait Architecture: Clone + std::fmt::Debug + PartialEq + Send + Sync + 'static {
+    /// The family: `"MobileNet v1"`, `"MobileNetV2"`.
+    fn family(&self) -> &'static str;
+    /// The model's usual name within the family, e.g. `"1.0-224"`.
+    fn name(&self) -> String;
+    /// The scope every tensor name starts with: `"MobilenetV1"`, `"MobilenetV2"`.
+    fn scope(&self) -> &'static str;
+    /// The input side in pixels.
+    fn resolution(&self) -> usize;
+    /// Whether the classifier is included.
+    fn include_top(&self) -> bool;
+    /// The layers in order, with their shapes (the classifier last with the
+    /// top). Every layer but the classifier is followed by a BatchNorm.
+    ///
+    /// # Errors
+    /// When the configuration is invalid.
+    fn layers(&self) -> Result<Vec<LayerSpec>>;
+    /// The inference network from `weights`, every BatchNorm folded.
+    ///
+    /// # Errors
+    /// As [`layers`](Self::layers); a missing or mis-shaped tensor.
+    fn network<F: Float>(&self, weights: &MobileNetWeights<F>) -> Result<Sequential<F>>;
+}
+
+impl Architecture for MobileNetConfig {
+    fn family(&self) -> &'static str {
+        "MobileNet v1"
+    }
+    fn name(&self) -> String {
+        MobileNetConfig::name(self)
+    }
+    fn scope(&self) -> &'static str {
+        weights::SCOPE
+    }
+    fn resolution(&self) -> usize {
+        self.resolution
+    }
+    fn include_top(&self) -> bool {
+        self.include_top
+    }
+    fn layers(&self) -> Result<Vec<LayerSpec>> {
+        MobileNetConfig::layers(self)
+    }
+    fn network<F: Float>(&self, weights: &MobileNetWeights<F>) -> Result<Sequential<F>> {
+        network::v1_network(self, weights)
+    }
+}
+
+/// The input side for a resolution multiplier ρ: round(224·ρ), or 0 for a
+/// ρ that gives no side.
+fn side_of(rho: f64) -> usize {
+    let side = (BASE_RESOLUTION as f64 * rho).round();
+    if side.is_finite() && side > 0.0 && side < usize::MAX as f64 {
+        side as usize
+    } else {
+        0
+    }
+}
+
+/// A model's usual name, `α-side`: `"1.0-224"`, `"0.35-96"`.
+fn model_name(alpha: f64, side: usize) -> String {
+    let a = if alpha == alpha.trunc() {
+        format!("{alpha:.1}")
+    } else {
+        format!("{alpha}")
+    };
+    format!("{a}-{side}")
+}
 
 /// The network's shape, as in the paper.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -271,12 +350,7 @@ impl MobileNetConfig {
     /// 4/7 give 192, 160, 128). A non-finite or non-positive ρ gives a side of
     /// 0, which [`validate`](Self::validate) rejects.
     pub fn with_rho(mut self, rho: f64) -> Self {
-        let side = (BASE_RESOLUTION as f64 * rho).round();
-        self.resolution = if side.is_finite() && side > 0.0 && side < usize::MAX as f64 {
-            side as usize
-        } else {
-            0
-        };
+        self.resolution = side_of(rho);
         self
     }
     /// Sets the number of classes.
@@ -317,12 +391,7 @@ impl MobileNetConfig {
 
     /// The model's usual name, e.g. `"1.0-224"`, `"0.75-192"`.
     pub fn name(&self) -> String {
-        let a = if self.alpha == self.alpha.trunc() {
-            format!("{:.1}", self.alpha)
-        } else {
-            format!("{}", self.alpha)
-        };
-        format!("{a}-{}", self.resolution)
+        model_name(self.alpha, self.resolution)
     }
 
     /// Checks every setting.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView4, Axis, Ix1, Ix4};
 
 use super::weights::SCOPE;
-use super::{LayerKind, LayerSpec, MobileNetConfig, MobileNetWeights, Summary};
+use super::{Architecture, LayerKind, LayerSpec, MobileNetConfig, MobileNetWeights, Summary};
 use crate::Float;
 use crate::conv::{Algorithm, Conv2d, DepthwiseConv2d, PointwiseConv2d};
 use crate::error::{Error, Result};
@@ -14,14 +14,15 @@ use crate::net::Sequential;
 use crate::norm::BatchNorm;
 use crate::pool::GlobalAvgPool;
 
-/// A MobileNet v1 ready for inference: every BatchNorm folded into the conv
-/// before it and every activation fused into that conv's output, the layers
-/// in a [`Sequential`] (named as in TF-slim: `Conv2d_0`,
-/// `Conv2d_1_depthwise`, …, then `AvgPool` and `Logits`) that
+/// A MobileNet ready for inference, v1 ([`MobileNetConfig`], the default
+/// `C`) or v2 ([`MobileNetV2`](super::v2::MobileNetV2)): every BatchNorm
+/// folded into the conv before it and every activation fused into that
+/// conv's output, the layers in a [`Sequential`] (named as in TF-slim:
+/// `Conv2d_0`, `Conv2d_1_depthwise`, …, then `AvgPool` and `Logits`) that
 /// [`network`](Self::network) hands out for composing or inspecting.
 ///
 /// # Shapes
-/// input `[N, R, R, 3]` (R = `config.resolution`, RGB scaled to [−1, 1] as
+/// input `[N, R, R, 3]` (R = the config's resolution, RGB scaled to [−1, 1] as
 /// [`crate::preprocess::imagenet_input`] does), output logits `[N, classes]`,
 /// or the pooled features `[N, C]` without the classifier.
 ///
@@ -35,117 +36,171 @@ use crate::pool::GlobalAvgPool;
 /// # Ok::<(), sepconv::Error>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct MobileNet<F: Float> {
-    config: MobileNetConfig,
+pub struct MobileNet<F: Float, C: Architecture = MobileNetConfig> {
+    config: C,
     specs: Vec<LayerSpec>,
     net: Sequential<F>,
 }
 
-fn bn<F: Float>(w: &MobileNetWeights<F>, layer: &str, c: usize, eps: F) -> Result<BatchNorm<F>> {
-    let part = |p: &str| -> Result<Array1<F>> {
-        let name = format!("{SCOPE}/{layer}/BatchNorm/{p}");
-        Ok(w.tensor(&name, &[c])?
-            .into_dimensionality::<Ix1>()
-            .expect("1-D")
-            .to_owned())
-    };
-    BatchNorm::new(
-        part("gamma")?,
-        part("beta")?,
-        part("moving_mean")?,
-        part("moving_variance")?,
-        eps,
-    )
-    .map_err(|e| match e {
-        // Name the layer whose statistics are bad.
-        Error::InvalidVariance { channel, value } => Error::param(
-            "moving_variance",
-            value,
-            format!("{SCOPE}/{layer}/BatchNorm/moving_variance[{channel}] must be finite and ≥ 0"),
-        ),
-        e => e,
-    })
+/// Builds a family's layers from named weights: each conv with the
+/// BatchNorm after it folded in (the activation is the caller's to fuse).
+pub(crate) struct Folder<'a, F: Float> {
+    pub(crate) weights: &'a MobileNetWeights<F>,
+    pub(crate) scope: &'static str,
+    pub(crate) eps: F,
 }
 
-impl<F: Float> MobileNet<F> {
+impl<F: Float> Folder<'_, F> {
+    fn tensor(&self, name: String, shape: &[usize]) -> Result<ndarray::ArrayD<F>> {
+        Ok(self.weights.tensor(&name, shape)?.to_owned())
+    }
+
+    fn weight(&self, spec: &LayerSpec, leaf: &str) -> Result<Array4<F>> {
+        let shape = spec.weight_shape();
+        Ok(self
+            .tensor(format!("{}/{}/{leaf}", self.scope, spec.name), &shape)?
+            .into_dimensionality::<Ix4>()
+            .expect("4-D"))
+    }
+
+    fn bn(&self, spec: &LayerSpec) -> Result<BatchNorm<F>> {
+        let (scope, layer, c) = (self.scope, spec.name.as_str(), spec.output[2]);
+        let part = |p: &str| -> Result<Array1<F>> {
+            Ok(self
+                .tensor(format!("{scope}/{layer}/BatchNorm/{p}"), &[c])?
+                .into_dimensionality::<Ix1>()
+                .expect("1-D"))
+        };
+        BatchNorm::new(
+            part("gamma")?,
+            part("beta")?,
+            part("moving_mean")?,
+            part("moving_variance")?,
+            self.eps,
+        )
+        .map_err(|e| match e {
+            // Name the layer whose statistics are bad.
+            Error::InvalidVariance { channel, value } => Error::param(
+                "moving_variance",
+                value,
+                format!(
+                    "{scope}/{layer}/BatchNorm/moving_variance[{channel}] must be finite and ≥ 0"
+                ),
+            ),
+            e => e,
+        })
+    }
+
+    /// A standard conv (`L/weights`), BatchNorm folded.
+    pub(crate) fn conv(&self, spec: &LayerSpec) -> Result<Conv2d<F>> {
+        Conv2d::builder(self.weight(spec, "weights")?)
+            .params(spec.conv_params())
+            .build()?
+            .fold_batch_norm(&self.bn(spec)?)
+    }
+
+    /// A depthwise conv (`L/depthwise_weights`), BatchNorm folded.
+    pub(crate) fn depthwise(&self, spec: &LayerSpec) -> Result<DepthwiseConv2d<F>> {
+        DepthwiseConv2d::builder(self.weight(spec, "depthwise_weights")?)
+            .params(spec.conv_params())
+            .build()?
+            .fold_batch_norm(&self.bn(spec)?)
+    }
+
+    /// A pointwise conv (`L/weights`, `[1, 1, C_in, C_out]`), BatchNorm folded.
+    pub(crate) fn pointwise(&self, spec: &LayerSpec) -> Result<PointwiseConv2d<F>> {
+        let w = self.weight(spec, "weights")?;
+        PointwiseConv2d::new(
+            w.index_axis_move(Axis(0), 0).index_axis_move(Axis(0), 0),
+            None,
+        )?
+        .fold_batch_norm(&self.bn(spec)?)
+    }
+
+    /// The classifier (`Logits/Conv2d_1c_1x1/weights` and `biases`).
+    pub(crate) fn classifier(&self, spec: &LayerSpec) -> Result<PointwiseConv2d<F>> {
+        let scope = self.scope;
+        let w = self
+            .tensor(
+                format!("{scope}/Logits/Conv2d_1c_1x1/weights"),
+                &spec.weight_shape(),
+            )?
+            .into_dimensionality::<Ix4>()
+            .expect("4-D")
+            .index_axis_move(Axis(0), 0)
+            .index_axis_move(Axis(0), 0);
+        let b = self
+            .tensor(
+                format!("{scope}/Logits/Conv2d_1c_1x1/biases"),
+                &[spec.output[2]],
+            )?
+            .into_dimensionality::<Ix1>()
+            .expect("1-D");
+        PointwiseConv2d::new(w, Some(b))
+    }
+
+    /// Global average pooling, then the classifier when `spec` is one (the
+    /// last layer of a network with its top), else the pooling alone.
+    pub(crate) fn head(&self, net: &mut Sequential<F>, spec: Option<&LayerSpec>) -> Result<()> {
+        net.push_named("AvgPool", GlobalAvgPool);
+        if let Some(spec) = spec.filter(|s| s.kind == LayerKind::FullyConnected) {
+            net.push_named("Logits", self.classifier(spec)?);
+        }
+        Ok(())
+    }
+}
+
+/// MobileNet v1's layers, in order, from its weights.
+pub(crate) fn v1_network<F: Float>(
+    config: &MobileNetConfig,
+    weights: &MobileNetWeights<F>,
+) -> Result<Sequential<F>> {
+    let specs = config.layers()?;
+    let fold = Folder {
+        weights,
+        scope: SCOPE,
+        eps: F::from_f64_lossy(config.bn_epsilon),
+    };
+    let act = config.activation;
+    let mut net = Sequential::new();
+    for spec in &specs {
+        let name = spec.name.as_str();
+        match spec.kind {
+            LayerKind::Conv => net.push_named(name, fold.conv(spec)?.with_activation(act)),
+            LayerKind::Depthwise => {
+                net.push_named(name, fold.depthwise(spec)?.with_activation(act))
+            }
+            LayerKind::Pointwise => {
+                net.push_named(name, fold.pointwise(spec)?.with_activation(act))
+            }
+            LayerKind::FullyConnected => continue,
+        };
+    }
+    fold.head(&mut net, specs.last())?;
+    Ok(net)
+}
+
+impl<F: Float, C: Architecture> MobileNet<F, C> {
     /// Builds the network from `weights` (checked against `config`), folding
     /// every BatchNorm.
     ///
     /// # Errors
-    /// As [`MobileNetConfig::validate`]; [`Error::MissingTensor`] or
+    /// As the config's `validate`; [`Error::MissingTensor`] or
     /// [`Error::ShapeMismatch`] naming a tensor; [`Error::InvalidParameter`]
     /// for a negative BN variance.
-    pub fn new(config: &MobileNetConfig, weights: &MobileNetWeights<F>) -> Result<Self> {
-        let specs = config.layers()?;
-        let eps = F::from_f64_lossy(config.bn_epsilon);
-        let act = config.activation;
-        let mut net = Sequential::new();
-        for spec in &specs {
-            let shape = spec.weight_shape();
-            let c = spec.output[2];
-            let name = spec.name.as_str();
-            let tensor = |full: String, shape: &[usize]| -> Result<ndarray::ArrayD<F>> {
-                Ok(weights.tensor(&full, shape)?.to_owned())
-            };
-            let weight = |leaf: &str| -> Result<Array4<F>> {
-                Ok(tensor(format!("{SCOPE}/{name}/{leaf}"), &shape)?
-                    .into_dimensionality::<Ix4>()
-                    .expect("4-D"))
-            };
-            match spec.kind {
-                LayerKind::Conv => {
-                    let conv = Conv2d::builder(weight("weights")?)
-                        .params(spec.conv_params())
-                        .build()?;
-                    let conv = conv.fold_batch_norm(&bn(weights, name, c, eps)?)?;
-                    net.push_named(name, conv.with_activation(act));
-                }
-                LayerKind::Depthwise => {
-                    let dw = DepthwiseConv2d::builder(weight("depthwise_weights")?)
-                        .params(spec.conv_params())
-                        .build()?;
-                    let dw = dw.fold_batch_norm(&bn(weights, name, c, eps)?)?;
-                    net.push_named(name, dw.with_activation(act));
-                }
-                LayerKind::Pointwise => {
-                    let w = weight("weights")?;
-                    let pw = PointwiseConv2d::new(
-                        w.index_axis_move(Axis(0), 0).index_axis_move(Axis(0), 0),
-                        None,
-                    )?;
-                    let pw = pw.fold_batch_norm(&bn(weights, name, c, eps)?)?;
-                    net.push_named(name, pw.with_activation(act));
-                }
-                LayerKind::FullyConnected => {
-                    let w = tensor(format!("{SCOPE}/Logits/Conv2d_1c_1x1/weights"), &shape)?
-                        .into_dimensionality::<Ix4>()
-                        .expect("4-D")
-                        .index_axis_move(Axis(0), 0)
-                        .index_axis_move(Axis(0), 0);
-                    let b = tensor(format!("{SCOPE}/Logits/Conv2d_1c_1x1/biases"), &[c])?
-                        .into_dimensionality::<Ix1>()
-                        .expect("1-D");
-                    // The classifier reads the globally pooled features.
-                    net.push_named("AvgPool", GlobalAvgPool);
-                    net.push_named("Logits", PointwiseConv2d::new(w, Some(b))?);
-                }
-            }
-        }
-        if !config.include_top {
-            net.push_named("AvgPool", GlobalAvgPool);
-        }
+    pub fn new(config: &C, weights: &MobileNetWeights<F>) -> Result<Self> {
         Ok(MobileNet {
-            config: *config,
-            specs,
-            net,
+            specs: config.layers()?,
+            net: config.network(weights)?,
+            config: config.clone(),
         })
     }
 
     /// A network with [`MobileNetWeights::seeded`] weights.
     ///
     /// # Errors
-    /// As [`MobileNetConfig::validate`].
-    pub fn seeded(config: &MobileNetConfig, seed: u64) -> Result<Self> {
+    /// As the config's `validate`.
+    pub fn seeded(config: &C, seed: u64) -> Result<Self> {
         Self::new(config, &MobileNetWeights::seeded(config, seed)?)
     }
 
@@ -156,7 +211,7 @@ impl<F: Float> MobileNet<F> {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &MobileNetConfig {
+    pub fn config(&self) -> &C {
         &self.config
     }
 
@@ -177,19 +232,20 @@ impl<F: Float> MobileNet<F> {
     }
 
     /// The cost table.
-    pub fn summary(&self) -> Summary {
+    pub fn summary(&self) -> Summary<C> {
         Summary::new(&self.config).expect("validated at build")
     }
 
     /// The input shape for a batch of `n`: `[n, R, R, 3]`.
     pub fn input_shape(&self, n: usize) -> [usize; 4] {
-        [n, self.config.resolution, self.config.resolution, 3]
+        let r = self.config.resolution();
+        [n, r, r, 3]
     }
 
     /// Checks an input batch against the configuration, naming NHWC.
     fn check(&self, x: &ArrayView4<'_, F>) -> Result<()> {
         let [n, h, w, c] = crate::conv::dims4(x.shape());
-        let r = self.config.resolution;
+        let r = self.config.resolution();
         if n == 0 {
             return Err(Error::ZeroSize {
                 what: "MobileNet input".into(),
@@ -205,7 +261,11 @@ impl<F: Float> MobileNet<F> {
         }
         if (h, w) != (r, r) {
             return Err(Error::shape(
-                format!("MobileNet {} input (resolution {r})", self.config.name()),
+                format!(
+                    "{} {} input (resolution {r})",
+                    self.config.family(),
+                    self.config.name()
+                ),
                 &[n, r, r, 3],
                 x.shape(),
             ));
@@ -235,7 +295,10 @@ impl<F: Float> MobileNet<F> {
     }
 
     /// As [`forward`](Self::forward), also returning the wall time of each
-    /// layer (the classifier's includes the pooling), in [`layers`](Self::layers) order.
+    /// layer of [`network`](Self::network), the pooling's added to the
+    /// classifier's (and left out without the classifier). For v1 these are
+    /// the rows of [`layers`](Self::layers); for v2 the stem, one per
+    /// inverted residual block, `Conv_1` and the classifier.
     ///
     /// # Errors
     /// As [`forward`](Self::forward).
@@ -244,7 +307,7 @@ impl<F: Float> MobileNet<F> {
         let (y, mut times) = self.net.forward_profiled(x)?;
         // The network's pooling (and classifier) go into the last spec's
         // time when there is a classifier; the features alone are untimed.
-        if self.config.include_top {
+        if self.config.include_top() {
             let logits = times.pop().unwrap_or_default();
             let pool = times.pop().unwrap_or_default();
             times.push(pool + logits);

@@ -1,6 +1,6 @@
 //! The per-layer cost table of a MobileNet configuration.
 
-use super::{LayerKind, LayerSpec, MobileNetConfig};
+use super::{Architecture, LayerKind, LayerSpec, MobileNetConfig};
 use crate::cost::Cost;
 use crate::error::Result;
 use crate::net::summary::{Cells, cells, markdown_table, text_table, total_cells, totals_line};
@@ -45,12 +45,13 @@ pub struct Breakdown {
 }
 
 /// A network's cost, layer by layer, in the paper's convention
-/// ([`crate::cost`]).
+/// ([`crate::cost`]), for a MobileNet v1 ([`MobileNetConfig`], the default
+/// `C`) or v2 ([`MobileNetV2Config`](super::v2::MobileNetV2Config)).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct Summary {
+pub struct Summary<C = MobileNetConfig> {
     /// The configuration summarized.
-    pub config: MobileNetConfig,
+    pub config: C,
     /// One row per layer, in order.
     pub rows: Vec<LayerRow>,
     /// Sum of all rows.
@@ -61,8 +62,8 @@ fn hwc(s: [usize; 3]) -> String {
     format!("{}×{}×{}", s[0], s[1], s[2])
 }
 
-impl Summary {
-    pub(crate) fn new(config: &MobileNetConfig) -> Result<Self> {
+impl<C: Architecture> Summary<C> {
+    pub(crate) fn new(config: &C) -> Result<Self> {
         let rows = config
             .layers()?
             .into_iter()
@@ -75,7 +76,7 @@ impl Summary {
             .collect::<Result<Vec<_>>>()?;
         let total = rows.iter().map(|r| r.cost).sum();
         Ok(Summary {
-            config: *config,
+            config: config.clone(),
             rows,
             total,
         })
@@ -129,7 +130,8 @@ impl Summary {
 
     /// The totals and conventions, as a line under the table.
     fn footer(&self) -> String {
-        totals_line(&self.config.name(), "paper: conv + FC weights", &self.total)
+        let name = format!("{} {}", self.config.family(), self.config.name());
+        totals_line(&name, "paper: conv + FC weights", &self.total)
     }
 
     /// The breakdown by layer type as lines `type: x% of mult-adds, y% of parameters`.
@@ -172,7 +174,7 @@ impl Summary {
 /// assert!(s.to_string().contains("Conv2d_13_pointwise"));
 /// # Ok::<(), sepconv::Error>(())
 /// ```
-impl std::fmt::Display for Summary {
+impl<C: Architecture> std::fmt::Display for Summary<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.to_text())
     }

@@ -4,15 +4,17 @@
 //!
 //! The names are TF-slim's, so a checkpoint converted from TensorFlow and a
 //! file saved here read the same. For each layer `L` of
-//! [`MobileNetConfig::layers`] (`Conv2d_0`, `Conv2d_1_depthwise`, …):
+//! [`Architecture::layers`] (v1: `Conv2d_0`, `Conv2d_1_depthwise`, …; v2:
+//! `Conv`, `expanded_conv/depthwise`, `expanded_conv_1/expand`, …,
+//! `Conv_1`) under the family's scope `S` (`MobilenetV1`, `MobilenetV2`):
 //!
 //! | tensor | shape |
 //! | --- | --- |
-//! | `MobilenetV1/L/weights` (conv, pointwise) | HWIO `[kh, kw, C_in, C_out]` (pointwise: `[1, 1, C_in, C_out]`) |
-//! | `MobilenetV1/L/depthwise_weights` (depthwise) | `[kh, kw, C, m]` |
-//! | `MobilenetV1/L/BatchNorm/gamma`, `beta`, `moving_mean`, `moving_variance` | `[C_out]` |
-//! | `MobilenetV1/Logits/Conv2d_1c_1x1/weights` | `[1, 1, C, classes]` |
-//! | `MobilenetV1/Logits/Conv2d_1c_1x1/biases` | `[classes]` |
+//! | `S/L/weights` (conv, pointwise) | HWIO `[kh, kw, C_in, C_out]` (pointwise: `[1, 1, C_in, C_out]`) |
+//! | `S/L/depthwise_weights` (depthwise) | `[kh, kw, C, m]` |
+//! | `S/L/BatchNorm/gamma`, `beta`, `moving_mean`, `moving_variance` | `[C_out]` |
+//! | `S/Logits/Conv2d_1c_1x1/weights` | `[1, 1, C, classes]` |
+//! | `S/Logits/Conv2d_1c_1x1/biases` | `[classes]` |
 //!
 //! Convs before a BatchNorm have no bias, as in TF-slim.
 
@@ -21,29 +23,31 @@ use std::path::Path;
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 
-use super::{LayerKind, MobileNetConfig};
+use super::{Architecture, LayerKind};
 use crate::Float;
 use crate::error::{Error, Result};
 use crate::init::SplitMix64;
 
-/// The scope every tensor name starts with.
+/// The scope every MobileNet v1 tensor name starts with.
 pub const SCOPE: &str = "MobilenetV1";
 
 const BN_PARTS: [&str; 4] = ["gamma", "beta", "moving_mean", "moving_variance"];
 
-/// Every tensor a configuration needs, with its shape, in layer order.
+/// Every tensor a configuration (v1 or v2) needs, with its shape, in layer
+/// order.
 ///
 /// # Errors
-/// As [`MobileNetConfig::validate`].
-pub fn tensor_names(config: &MobileNetConfig) -> Result<Vec<(String, Vec<usize>)>> {
+/// As the config's `validate`.
+pub fn tensor_names(config: &impl Architecture) -> Result<Vec<(String, Vec<usize>)>> {
+    let scope = config.scope();
     let mut names = Vec::new();
     for spec in config.layers()? {
         let w = spec.weight_shape().to_vec();
         let c = spec.output[2];
         match spec.kind {
             LayerKind::FullyConnected => {
-                names.push((format!("{SCOPE}/Logits/Conv2d_1c_1x1/weights"), w));
-                names.push((format!("{SCOPE}/Logits/Conv2d_1c_1x1/biases"), vec![c]));
+                names.push((format!("{scope}/Logits/Conv2d_1c_1x1/weights"), w));
+                names.push((format!("{scope}/Logits/Conv2d_1c_1x1/biases"), vec![c]));
             }
             kind => {
                 let leaf = if kind == LayerKind::Depthwise {
@@ -51,9 +55,9 @@ pub fn tensor_names(config: &MobileNetConfig) -> Result<Vec<(String, Vec<usize>)
                 } else {
                     "weights"
                 };
-                names.push((format!("{SCOPE}/{}/{leaf}", spec.name), w));
+                names.push((format!("{scope}/{}/{leaf}", spec.name), w));
                 for part in BN_PARTS {
-                    names.push((format!("{SCOPE}/{}/BatchNorm/{part}", spec.name), vec![c]));
+                    names.push((format!("{scope}/{}/BatchNorm/{part}", spec.name), vec![c]));
                 }
             }
         }
@@ -86,8 +90,8 @@ impl<F: Float> MobileNetWeights<F> {
     /// [`Init::HeNormal`]: crate::init::Init::HeNormal
     ///
     /// # Errors
-    /// As [`MobileNetConfig::validate`].
-    pub fn seeded(config: &MobileNetConfig, seed: u64) -> Result<Self> {
+    /// As the config's `validate`.
+    pub fn seeded(config: &impl Architecture, seed: u64) -> Result<Self> {
         let mut rng = SplitMix64::new(seed);
         let mut tensors = BTreeMap::new();
         for (name, shape) in tensor_names(config)? {
@@ -165,7 +169,7 @@ impl<F: Float> MobileNetWeights<F> {
     ///
     /// # Errors
     /// The first [`Error::MissingTensor`] or [`Error::ShapeMismatch`].
-    pub fn check(&self, config: &MobileNetConfig) -> Result<()> {
+    pub fn check(&self, config: &impl Architecture) -> Result<()> {
         for (name, shape) in tensor_names(config)? {
             self.tensor(&name, &shape)?;
         }
@@ -209,7 +213,7 @@ impl<F: Float> MobileNetWeights<F> {
                 detail: e.to_string(),
             })?;
         let metadata = [
-            ("format".to_string(), "sepconv MobileNet v1".to_string()),
+            ("format".to_string(), "sepconv MobileNet".to_string()),
             (
                 "layout".to_string(),
                 "TF-slim names; conv HWIO, depthwise [kh, kw, C, m]".to_string(),
@@ -291,7 +295,7 @@ impl<F: Float> MobileNetWeights<F> {
     #[cfg(feature = "tf")]
     pub fn from_graphdef(
         graph: &crate::io::tf::GraphDefWeights,
-        config: &MobileNetConfig,
+        config: &impl Architecture,
     ) -> Result<Self> {
         let mut tensors = BTreeMap::new();
         for (name, shape) in tensor_names(config)? {

@@ -1,4 +1,5 @@
-//! Networks composed of layers: [`Sequential`], [`Residual`], and the
+//! Networks composed of layers: [`Sequential`], [`Residual`],
+//! [`InvertedResidual`] (MobileNetV2's block), and the
 //! per-layer [`Summary`] of any of them.
 //!
 //! Any [`Layer`](crate::Layer) goes into a [`Sequential`]; a [`Residual`]
@@ -29,10 +30,12 @@
 //! # Ok::<(), sepconv::Error>(())
 //! ```
 
+mod inverted;
 mod residual;
 mod sequential;
 pub(crate) mod summary;
 
+pub use inverted::InvertedResidual;
 pub use residual::Residual;
 pub use sequential::Sequential;
 pub use summary::Summary;
