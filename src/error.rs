@@ -135,6 +135,20 @@ pub enum Error {
     /// A size computation overflowed `usize`/`u64`.
     #[error("size overflow while computing {0}")]
     Overflow(&'static str),
+    /// A tensor or buffer that cannot be had: more than `isize::MAX` bytes
+    /// (it could not be indexed), over a limit the caller set, or refused by
+    /// the allocator. Nothing was allocated for it.
+    #[error("{what} of shape {shape} needs {bytes} bytes: {reason}")]
+    TooLarge {
+        /// The tensor or buffer (`"Conv2d output"`, `"Sequential scratch"`, …).
+        what: String,
+        /// Its shape (elements per axis; `[len]` for a flat buffer).
+        shape: Shape,
+        /// The bytes it needs (saturated at `u128::MAX`).
+        bytes: u128,
+        /// Why it cannot be had.
+        reason: String,
+    },
     /// A named tensor is missing from a weights file.
     #[error("tensor {name:?} is missing from the weights")]
     MissingTensor {
@@ -204,6 +218,20 @@ impl Error {
         Error::InvalidParameter {
             name,
             value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn too_large(
+        what: impl Into<String>,
+        shape: &[usize],
+        bytes: u128,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::TooLarge {
+            what: what.into(),
+            shape: shape.into(),
+            bytes,
             reason: reason.into(),
         }
     }

@@ -135,7 +135,10 @@ impl<F: Float> BatchNorm<F> {
     /// # Errors
     /// [`Error::ZeroSize`], [`Error::ChannelMismatch`].
     pub fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
-        let mut y = x.to_owned();
+        let shape = crate::conv::dims4(x.shape());
+        crate::conv::check_input("BatchNorm input", &shape, self.channels())?;
+        let mut y = crate::layer::zeros4("BatchNorm output", shape)?;
+        y.assign(&x);
         self.forward_inplace(y.view_mut())?;
         Ok(y)
     }

@@ -126,7 +126,7 @@ impl<F: Float> Conv2d<F> {
                 bottom,
                 left,
                 right,
-            } => top + bottom + left + right == 0,
+            } => [top, bottom, left, right] == [0; 4],
         };
         let is_1x1 = [kh, kw] == [1, 1] && self.groups == 1 && p.stride == [1, 1] && unpadded;
         let direct = self.groups == 1
@@ -232,9 +232,9 @@ impl<F: Float> Conv2d<F> {
         g: &ConvGeometry,
         out: ArrayViewMut4<'_, F>,
         scratch: &mut [F],
-    ) {
+    ) -> Result<()> {
         let cout = self.out_channels();
-        with_standard_output(out, |out| {
+        with_standard_output("Conv2d", out, |out| {
             let rows = out.len() / cout;
             let out2 = out
                 .into_shape_with_order((rows, cout))
@@ -248,10 +248,11 @@ impl<F: Float> Conv2d<F> {
                     self.core.bias.as_ref(),
                     self.core.activation,
                 ),
-                ConvKernel::Direct(isa) => self.direct(*isa, x, g, out2),
-                ConvKernel::Im2col(gemm) => self.im2col_gemm(gemm, x, g, out2, scratch),
+                ConvKernel::Direct(isa) => return self.direct(*isa, x, g, out2),
+                ConvKernel::Im2col(gemm) => return self.im2col_gemm(gemm, x, g, out2, scratch),
             }
-        });
+            Ok(())
+        })
     }
 
     /// The direct kernel over chunks of output rows (see
@@ -262,8 +263,8 @@ impl<F: Float> Conv2d<F> {
         x: ArrayView4<'_, F>,
         g: &ConvGeometry,
         out: ArrayViewMut2<'_, F>,
-    ) {
-        let x = super::contiguous_input(&x);
+    ) -> Result<()> {
+        let x = super::contiguous_input("Conv2d", &x)?;
         let problem = DirectConv {
             x: &x,
             weight: self.core.weight_slice(),
@@ -286,6 +287,7 @@ impl<F: Float> Conv2d<F> {
             let _ = (isa, problem, out);
             unreachable!("no SIMD token off x86-64");
         }
+        Ok(())
     }
 
     /// im2col + GEMM over chunks of output rows: each chunk gathers its
@@ -299,10 +301,10 @@ impl<F: Float> Conv2d<F> {
         g: &ConvGeometry,
         out: ArrayViewMut2<'_, F>,
         scratch: &mut [F],
-    ) {
+    ) -> Result<()> {
         let batch = x.shape()[0];
         // The patches are gathered from a contiguous copy when the view is not one.
-        let x = super::contiguous_input(&x);
+        let x = super::contiguous_input("Conv2d", &x)?;
         let [kh, kw] = self.kernel_size();
         let (h, w, cin) = (g.h.input, g.w.input, self.in_channels());
         let (cin_g, cout) = (self.core.weight.shape()[2], self.out_channels());
@@ -377,6 +379,7 @@ impl<F: Float> Conv2d<F> {
                 }
             }
         });
+        Ok(())
     }
 }
 
@@ -449,8 +452,7 @@ impl<F: Float> Layer<F> for Conv2d<F> {
             let needed = checked_len("Conv2d im2col scratch", &[self.im2col_split(rows, 1).2, k])?;
             check_scratch("Conv2d", scratch.len(), needed)?;
         }
-        self.run(kernel, x, &g, out, scratch);
-        Ok(())
+        self.run(kernel, x, &g, out, scratch)
     }
 
     fn set_algorithm(&mut self, algorithm: crate::Algorithm) {
