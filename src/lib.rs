@@ -92,7 +92,6 @@ pub mod dense;
 pub mod error;
 pub mod geometry;
 pub mod init;
-#[cfg(feature = "tf")]
 pub mod io;
 mod kernels;
 pub mod layer;
