@@ -116,6 +116,17 @@ pub enum Error {
         /// Its variance.
         value: f64,
     },
+    /// A value that must be finite is NaN or infinite (a BatchNorm γ, β or
+    /// mean, or a BatchNorm scale that overflows its float type).
+    #[error("{what}[{index}] is {value}; it must be finite")]
+    NonFinite {
+        /// The tensor.
+        what: String,
+        /// The element.
+        index: usize,
+        /// Its value (as f64; a narrowing that overflowed shows the f64).
+        value: f64,
+    },
     /// A BatchNorm ε that is negative or not finite.
     #[error("BatchNorm epsilon is {0}; it must be finite and ≥ 0")]
     InvalidEpsilon(f64),

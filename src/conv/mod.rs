@@ -11,6 +11,22 @@
 //! | [`Conv2d`] | `[kh, kw, C_in / groups, C_out]` (HWIO) | `[C_out]` | `[N, H, W, C_in]` → `[N, OH, OW, C_out]` |
 //! | [`DepthwiseConv2d`] | `[kh, kw, C, m]` | `[C·m]` | `[N, H, W, C]` → `[N, OH, OW, C·m]` (channel `c·m + j`) |
 //! | [`PointwiseConv2d`] | `[C_in, C_out]` | `[C_out]` | `[N, H, W, C_in]` → `[N, H, W, C_out]` |
+//!
+//! # Non-finite values
+//!
+//! One rule on every path ([`Algorithm`]): an output is the bias plus the
+//! products of the weights with the input pixels its window covers *inside*
+//! the input, and padding contributes nothing (it is not a zero multiplied
+//! by the weight). So a NaN or ±inf, in an input or a weight, reaches exactly
+//! the outputs the oracle ([`crate::reference`]) gives it to: a NaN makes
+//! them NaN, an infinity makes them ±inf, or NaN where it meets a zero or an
+//! infinity of the other sign, as IEEE arithmetic says. The property tests
+//! of `tests/non_finite.rs` compare which outputs are NaN, +inf and −inf on
+//! every path with the oracle's. (im2col gathers padding as zeros, so a
+//! padded [`Conv2d`] whose weight is not all finite runs the oracle.)
+//! BatchNorm parameters must be finite ([`crate::BatchNorm::new`]), and
+//! the loaders refuse non-finite weights unless asked
+//! ([`crate::io::LoadOptions`]).
 
 mod depthwise;
 mod pointwise;

@@ -132,6 +132,17 @@ impl<F: Float> Conv2d<F> {
         let direct = self.groups == 1
             && self.in_channels() <= MAX_CHANNELS
             && crate::kernels::cast::same::<F, f32>();
+        // im2col writes the padding as zeros, and 0 × ±inf is NaN where the
+        // oracle (and the direct kernel) skip the padding: a padded conv
+        // whose weight is not all finite runs the oracle instead, so that
+        // padding contributes nothing on every path (see `crate::conv`).
+        let may_pad = match p.padding {
+            Padding::Valid => false,
+            // SAME pads a 1×1 kernel by nothing at any stride.
+            Padding::Same => [kh, kw] != [1, 1],
+            Padding::Explicit { .. } => !unpadded,
+        };
+        let exact_padding = !may_pad || self.core.weight.iter().all(|w| w.is_finite());
         let (core, groups) = (&self.core, self.groups);
         self.plan = Plan::new(core.algorithm, |isa: Isa| {
             let gemm = || match groups {
@@ -145,6 +156,9 @@ impl<F: Float> Conv2d<F> {
                 _ => ConvKernel::Im2col(gemm()),
             }
         });
+        if !exact_padding && matches!(self.plan, Plan::Kernel(ConvKernel::Im2col(_))) {
+            self.plan = Plan::Reference;
+        }
     }
 
     /// Starts building a conv with weight `[kh, kw, C_in / groups, C_out]`.
