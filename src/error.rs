@@ -126,6 +126,17 @@ pub enum Error {
         /// Its variance.
         value: f64,
     },
+    /// A value that must be finite is NaN or infinite (a BatchNorm γ, β or
+    /// mean, or a BatchNorm scale that overflows its float type).
+    #[error("{what}[{index}] is {value}; it must be finite")]
+    NonFinite {
+        /// The tensor.
+        what: String,
+        /// The element.
+        index: usize,
+        /// Its value (as f64; a narrowing that overflowed shows the f64).
+        value: f64,
+    },
     /// A BatchNorm ε that is negative or not finite.
     #[error("BatchNorm epsilon is {0}; it must be finite and ≥ 0")]
     InvalidEpsilon(f64),
@@ -145,6 +156,20 @@ pub enum Error {
     /// A size computation overflowed `usize`/`u64`.
     #[error("size overflow while computing {0}")]
     Overflow(&'static str),
+    /// A tensor or buffer that cannot be had: more than `isize::MAX` bytes
+    /// (it could not be indexed), over a limit the caller set, or refused by
+    /// the allocator. Nothing was allocated for it.
+    #[error("{what} of shape {shape} needs {bytes} bytes: {reason}")]
+    TooLarge {
+        /// The tensor or buffer (`"Conv2d output"`, `"Sequential scratch"`, …).
+        what: String,
+        /// Its shape (elements per axis; `[len]` for a flat buffer).
+        shape: Shape,
+        /// The bytes it needs (saturated at `u128::MAX`).
+        bytes: u128,
+        /// Why it cannot be had.
+        reason: String,
+    },
     /// A named tensor is missing from a weights file.
     #[error("tensor {name:?} is missing from the weights")]
     MissingTensor {
@@ -244,6 +269,20 @@ impl Error {
         Error::InvalidParameter {
             name,
             value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn too_large(
+        what: impl Into<String>,
+        shape: &[usize],
+        bytes: u128,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::TooLarge {
+            what: what.into(),
+            shape: shape.into(),
+            bytes,
             reason: reason.into(),
         }
     }

@@ -152,20 +152,25 @@ pub trait Layer<F: Float>: CloneLayer<F> + Debug + Send + Sync {
     ///
     /// # Errors
     /// As [`forward_with_scratch`](Self::forward_with_scratch), and
-    /// [`Error::Overflow`] when the scratch cannot be allocated.
+    /// [`Error::TooLarge`] naming the shape and the bytes when the scratch
+    /// cannot be allocated.
     fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
-        let mut scratch = zeroed(self.scratch_len(crate::conv::dims4(x.shape()))?)?;
+        let len = self.scratch_len(crate::conv::dims4(x.shape()))?;
+        // The layer is named only on error: `info` formats the filter, and a
+        // forward after the first allocates only its output.
+        let mut scratch = zeroed("", len).map_err(|e| named(e, self, "scratch"))?;
         self.forward_with_scratch(x, out, &mut scratch)
     }
 
     /// Runs the layer into a new array.
     ///
     /// # Errors
-    /// As [`forward_into`](Self::forward_into), and [`Error::Overflow`] when
-    /// the output cannot be allocated.
+    /// As [`forward_into`](Self::forward_into), and [`Error::TooLarge`]
+    /// naming the shape and the bytes when the output cannot be allocated
+    /// (over `isize::MAX` bytes, or refused by the allocator).
     fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
         let shape = self.output_shape(crate::conv::dims4(x.shape()))?;
-        let mut out = zeros4(shape)?;
+        let mut out = zeros4("", shape).map_err(|e| named(e, self, "output"))?;
         self.forward_into(x, out.view_mut())?;
         Ok(out)
     }
@@ -227,20 +232,103 @@ pub(crate) fn checked_len(what: &'static str, dims: &[usize]) -> Result<usize> {
         .ok_or(Error::Overflow(what))
 }
 
-/// `len` zeros, allocated fallibly: a size that cannot be had is an error
-/// value, not an abort.
-pub(crate) fn zeroed<F: Float>(len: usize) -> Result<Vec<F>> {
+/// `e`, with a [`Error::TooLarge`] renamed to `layer`'s `part` (`"Conv2d
+/// output"`): the name is formatted only when there is an error.
+fn named<F: Float, L: Layer<F> + ?Sized>(e: Error, layer: &L, part: &str) -> Error {
+    match e {
+        Error::TooLarge {
+            what: _,
+            shape,
+            bytes,
+            reason,
+        } => Error::TooLarge {
+            what: format!("{} {part}", layer.info().kind),
+            shape,
+            bytes,
+            reason,
+        },
+        e => e,
+    }
+}
+
+/// The bytes a tensor of `shape` with elements of `elem` bytes needs,
+/// saturated at `u128::MAX`.
+pub(crate) fn byte_size(shape: &[usize], elem: usize) -> u128 {
+    shape
+        .iter()
+        .fold(elem as u128, |acc, &d| acc.saturating_mul(d as u128))
+}
+
+/// The element count of a tensor `what` of `shape` and `T` elements, or
+/// [`Error::TooLarge`] naming the shape and the bytes when it would exceed
+/// `isize::MAX` bytes (the most a Rust allocation, and so an ndarray, may
+/// hold).
+pub(crate) fn alloc_len<T>(what: &str, shape: &[usize]) -> Result<usize> {
+    let bytes = byte_size(shape, std::mem::size_of::<T>().max(1));
+    if bytes > isize::MAX as u128 {
+        return Err(Error::too_large(
+            what,
+            shape,
+            bytes,
+            "more than isize::MAX bytes",
+        ));
+    }
+    Ok(shape.iter().product())
+}
+
+/// Reserves room for `additional` more elements in `v`, fallibly: a size the
+/// allocator refuses is [`Error::TooLarge`] naming `what` and `shape`, not
+/// an abort.
+pub(crate) fn try_reserve<T>(
+    v: &mut Vec<T>,
+    additional: usize,
+    what: &str,
+    shape: &[usize],
+) -> Result<()> {
+    v.try_reserve_exact(additional).map_err(|_| {
+        Error::too_large(
+            what,
+            shape,
+            byte_size(shape, std::mem::size_of::<T>().max(1)),
+            "the allocator refused it",
+        )
+    })
+}
+
+/// A vector of the elements of a tensor `what` of `shape`, all `fill`,
+/// allocated fallibly after checking its size ([`alloc_len`]).
+pub(crate) fn try_filled<T: Clone>(what: &str, shape: &[usize], fill: T) -> Result<Vec<T>> {
+    let len = alloc_len::<T>(what, shape)?;
     let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| Error::Overflow("a buffer too large to allocate"))?;
-    v.resize(len, F::zero());
+    try_reserve(&mut v, len, what, shape)?;
+    v.resize(len, fill);
     Ok(v)
 }
 
-/// An array of zeros of `shape`, allocated fallibly.
-pub(crate) fn zeros4<F: Float>(shape: [usize; 4]) -> Result<Array4<F>> {
-    let len = checked_len("an output shape", &shape)?;
-    Ok(Array4::from_shape_vec(shape, zeroed(len)?).expect("length is the product of the shape"))
+/// The values of `iter` (of `shape`, so `shape`'s product long) in a vector
+/// allocated fallibly.
+pub(crate) fn try_collect<T>(
+    what: &str,
+    shape: &[usize],
+    iter: impl IntoIterator<Item = T>,
+) -> Result<Vec<T>> {
+    let len = alloc_len::<T>(what, shape)?;
+    let mut v = Vec::new();
+    try_reserve(&mut v, len, what, shape)?;
+    v.extend(iter.into_iter().take(len));
+    Ok(v)
+}
+
+/// `len` zeros of the buffer `what`, allocated fallibly: a size that cannot
+/// be had is an error value, not an abort.
+pub(crate) fn zeroed<F: Float>(what: &str, len: usize) -> Result<Vec<F>> {
+    try_filled(what, &[len], F::zero())
+}
+
+/// An array of zeros of `shape` (the tensor `what`), allocated fallibly.
+pub(crate) fn zeros4<F: Float>(what: &str, shape: [usize; 4]) -> Result<Array4<F>> {
+    let v = try_filled(what, &shape, F::zero())?;
+    Ok(Array4::from_shape_vec(shape, v).expect("length is the product of the shape"))
 }
 
 /// Checks that a caller's scratch holds `needed` elements.

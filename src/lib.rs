@@ -157,8 +157,6 @@ pub mod dense;
 pub mod error;
 pub mod geometry;
 pub mod init;
-#[cfg(feature = "tf")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tf")))]
 pub mod io;
 mod kernels;
 pub mod layer;
@@ -191,7 +189,8 @@ pub use norm::BatchNorm;
 pub use pool::{AvgPool2d, Flatten, GlobalAvgPool, MaxPool2d};
 pub use scalar::Float;
 
-/// The README's examples, run as doc tests.
-#[cfg(doctest)]
+/// The README's examples, run as doc tests with the default features (the
+/// README's quick start uses `pretrained` and `image`).
+#[cfg(all(doctest, feature = "tf", feature = "image", feature = "rayon"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -51,7 +51,9 @@ impl<F: Float> BatchNorm<F> {
     /// [`Error::ZeroSize`] for zero channels, [`Error::ShapeMismatch`] when the
     /// four vectors differ in length, [`Error::InvalidEpsilon`] for a negative
     /// or non-finite ε, [`Error::InvalidVariance`] for a negative or non-finite
-    /// variance or one with `var + ε = 0`.
+    /// variance or one with `var + ε = 0`, [`Error::NonFinite`] for a NaN or
+    /// infinite γ, β or mean, or a scale `γ / √(var + ε)` or shift
+    /// `β − mean·scale` (computed in f64) that overflows `F`.
     pub fn new(
         gamma: Array1<F>,
         beta: Array1<F>,
@@ -88,16 +90,35 @@ impl<F: Float> BatchNorm<F> {
                 value: v.to_f64_exact(),
             });
         }
+        for (what, v) in [
+            ("BatchNorm gamma", &gamma),
+            ("BatchNorm beta", &beta),
+            ("BatchNorm mean", &mean),
+        ] {
+            check_finite(what, v.iter().map(|v| v.to_f64_exact()), |x| x)?;
+        }
         // scale = γ / sqrt(var + ε), shift = β − mean·scale, in f64.
         let scale64: Vec<f64> = Zip::from(&gamma)
             .and(&var)
             .map_collect(|&g, &v| g.to_f64_exact() / (v.to_f64_exact() + eps64).sqrt())
             .to_vec();
+        let narrow = |x: f64| F::from_f64_lossy(x).to_f64_exact();
+        check_finite(
+            "BatchNorm scale γ/√(var + ε)",
+            scale64.iter().copied(),
+            narrow,
+        )?;
         let scale = scale64.iter().map(|&s| F::from_f64_lossy(s)).collect();
-        let shift = Zip::from(&beta)
+        let shift64 = Zip::from(&beta)
             .and(&mean)
             .and(&Array1::from(scale64))
-            .map_collect(|&b, &m, &s| F::from_f64_lossy(b.to_f64_exact() - m.to_f64_exact() * s));
+            .map_collect(|&b, &m, &s| b.to_f64_exact() - m.to_f64_exact() * s);
+        check_finite(
+            "BatchNorm shift β − mean·scale",
+            shift64.iter().copied(),
+            narrow,
+        )?;
+        let shift = shift64.mapv(F::from_f64_lossy);
         Ok(BatchNorm {
             gamma,
             beta,
@@ -149,7 +170,10 @@ impl<F: Float> BatchNorm<F> {
     /// # Errors
     /// [`Error::ZeroSize`], [`Error::ChannelMismatch`].
     pub fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
-        let mut y = x.to_owned();
+        let shape = crate::conv::dims4(x.shape());
+        crate::conv::check_input("BatchNorm input", &shape, self.channels())?;
+        let mut y = crate::layer::zeros4("BatchNorm output", shape)?;
+        y.assign(&x);
         self.forward_inplace(y.view_mut())?;
         Ok(y)
     }
@@ -232,6 +256,27 @@ impl<F: Float> crate::Layer<F> for BatchNorm<F> {
         crate::conv::check_output("BatchNorm output", out.shape(), shape)?;
         out.assign(&x);
         self.forward_inplace(out)
+    }
+}
+
+/// [`Error::NonFinite`] for the first of `values` that is not finite once
+/// passed through `narrow` (the identity, or the narrowing to `F`).
+fn check_finite(
+    what: &str,
+    values: impl IntoIterator<Item = f64>,
+    narrow: impl Fn(f64) -> f64,
+) -> Result<()> {
+    match values
+        .into_iter()
+        .enumerate()
+        .find(|&(_, v)| !narrow(v).is_finite())
+    {
+        Some((index, value)) => Err(Error::NonFinite {
+            what: what.into(),
+            index,
+            value,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -104,21 +104,23 @@ pub(crate) enum GemmKernel {
 }
 
 impl GemmKernel {
-    /// The GEMM for weight `w` (`K × N`) and `bias` under `isa`.
+    /// The GEMM for weight `w` (`K × N`) and `bias` under `isa`: the portable
+    /// one also when the packed copy of the weight cannot be allocated
+    /// (it is the size of the weight, rounded up to whole panels).
     pub(crate) fn plan<F: Float>(isa: Isa, w: ArrayView2<'_, F>, bias: Option<&[F]>) -> Self {
         let Some(w) = cast::view2::<F, f32>(w) else {
             return GemmKernel::Portable;
         };
         let bias = bias.map(|b| cast::slice(b).expect("F is f32"));
-        let pack = |nr| Arc::new(gemm_f32::PackedB::new(w, bias, nr));
+        let pack = |nr| gemm_f32::PackedB::new(w, bias, nr).map(Arc::new);
         match isa {
-            Isa::Avx512F(_, cpu) => GemmKernel::Avx512F32 {
-                cpu,
-                packed: pack(gemm_f32::AVX512_NR),
+            Isa::Avx512F(_, cpu) => match pack(gemm_f32::AVX512_NR) {
+                Ok(packed) => GemmKernel::Avx512F32 { cpu, packed },
+                Err(_) => GemmKernel::Portable,
             },
-            Isa::Avx2Fma(cpu) => GemmKernel::Avx2FmaF32 {
-                cpu,
-                packed: pack(gemm_f32::AVX2_NR),
+            Isa::Avx2Fma(cpu) => match pack(gemm_f32::AVX2_NR) {
+                Ok(packed) => GemmKernel::Avx2FmaF32 { cpu, packed },
+                Err(_) => GemmKernel::Portable,
             },
             Isa::Portable | Isa::Reference => GemmKernel::Portable,
         }

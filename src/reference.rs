@@ -71,7 +71,7 @@ pub fn conv2d<F: Float>(
     let [n, h, w, _] = <[usize; 4]>::try_from(input.shape()).expect("4-D");
     let g = params.resolve([h, w], [kh, kw])?;
     let cout_g = cout / groups;
-    let mut out = Array4::zeros((n, g.h.output, g.w.output, cout));
+    let mut out = crate::layer::zeros4("reference output", [n, g.h.output, g.w.output, cout])?;
     for b in 0..n {
         for oy in 0..g.h.output {
             for ox in 0..g.w.output {
@@ -249,7 +249,7 @@ pub fn avg_pool2d<F: Float>(
     ];
     let g = pool_geometry(names, x.shape(), kernel, stride, padding)?;
     let (n, _, _, c) = x.dim();
-    let mut out = Array4::zeros((n, g.h.output, g.w.output, c));
+    let mut out = crate::layer::zeros4("reference output", [n, g.h.output, g.w.output, c])?;
     for b in 0..n {
         for oy in 0..g.h.output {
             for ox in 0..g.w.output {
@@ -300,7 +300,7 @@ pub fn max_pool2d<F: Float>(
     ];
     let g = pool_geometry(names, x.shape(), kernel, stride, padding)?;
     let (n, _, _, c) = x.dim();
-    let mut out = Array4::zeros((n, g.h.output, g.w.output, c));
+    let mut out = crate::layer::zeros4("reference output", [n, g.h.output, g.w.output, c])?;
     for b in 0..n {
         for oy in 0..g.h.output {
             for ox in 0..g.w.output {
@@ -344,7 +344,7 @@ pub fn global_avg_pool<F: Float>(x: ArrayView4<'_, F>) -> Result<Array4<F>> {
         });
     }
     let (n, h, w, c) = x.dim();
-    let mut out = Array4::zeros((n, 1, 1, c));
+    let mut out = crate::layer::zeros4("reference output", [n, 1, 1, c])?;
     for b in 0..n {
         for ch in 0..c {
             let mut sum = 0.0;
@@ -405,7 +405,7 @@ pub fn dense<F: Float>(
     {
         return Err(Error::shape("reference::dense bias", &[outputs], b.shape()));
     }
-    let mut out = Array4::zeros((n, 1, 1, outputs));
+    let mut out = crate::layer::zeros4("reference output", [n, 1, 1, outputs])?;
     for b in 0..n {
         for o in 0..outputs {
             let mut acc = bias.map_or(0.0, |bias| bias[o].to_f64_exact());

@@ -187,7 +187,7 @@ impl<F: Float> Layer<F> for DepthwiseConv2d<F> {
         };
         // The kernel reads channel vectors from a contiguous input; a strided
         // view is copied once (depthwise is memory-bound either way).
-        let x = super::contiguous_input(&x);
+        let x = super::contiguous_input("DepthwiseConv2d", &x)?;
         let problem = Depthwise {
             x: &x,
             weight: self.core.weight_slice(),
@@ -198,7 +198,7 @@ impl<F: Float> Layer<F> for DepthwiseConv2d<F> {
             geometry: g,
             activation: self.core.activation,
         };
-        with_standard_output(out, |out| {
+        with_standard_output("DepthwiseConv2d", out, |out| {
             let [n, oh, ow, cm] = dims4(out.shape());
             let rows = out
                 .into_shape_with_order((n * oh, ow * cm))
@@ -206,8 +206,8 @@ impl<F: Float> Layer<F> for DepthwiseConv2d<F> {
             for_each_row_chunk(rows, chunk_rows(n * oh, 4, 1), |r0, block| {
                 problem.rows(kernel, r0, block)
             });
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     fn set_algorithm(&mut self, algorithm: crate::Algorithm) {

@@ -25,6 +25,22 @@
 //! assert_eq!(sep.forward(Array4::ones((1, 10, 10, 8)).view())?.shape(), &[1, 5, 5, 16]);
 //! # Ok::<(), sepconv::Error>(())
 //! ```
+//!
+//! # Non-finite values
+//!
+//! One rule on every path ([`Algorithm`]): an output is the bias plus the
+//! products of the weights with the input pixels its window covers *inside*
+//! the input, and padding contributes nothing (it is not a zero multiplied
+//! by the weight). So a NaN or ±inf, in an input or a weight, reaches exactly
+//! the outputs the oracle ([`crate::reference`]) gives it to: a NaN makes
+//! them NaN, an infinity makes them ±inf, or NaN where it meets a zero or an
+//! infinity of the other sign, as IEEE arithmetic says. The property tests
+//! of `tests/non_finite.rs` compare which outputs are NaN, +inf and −inf on
+//! every path with the oracle's. (im2col gathers padding as zeros, so a
+//! padded [`Conv2d`] whose weight is not all finite runs the oracle.)
+//! BatchNorm parameters must be finite ([`crate::BatchNorm::new`]), and
+//! the loaders refuse non-finite weights unless asked
+//! ([`crate::io::LoadOptions`]).
 
 mod depthwise;
 mod pointwise;
@@ -280,18 +296,21 @@ pub(crate) fn check_output(what: &str, got: &[usize], expected: [usize; 4]) -> R
     Ok(())
 }
 
-/// Runs `f` on a standard-layout (C-contiguous) version of `out`: `out` itself
-/// when it is one, else a temporary copied into `out` afterwards.
+/// Runs `f` on a standard-layout (C-contiguous) version of `out` (the
+/// layer `what`'s output): `out` itself when it is one, else a temporary,
+/// allocated fallibly, copied into `out` afterwards.
 pub(crate) fn with_standard_output<F: Float>(
+    what: &str,
     mut out: ArrayViewMut4<'_, F>,
-    f: impl FnOnce(ArrayViewMut4<'_, F>),
-) {
+    f: impl FnOnce(ArrayViewMut4<'_, F>) -> Result<()>,
+) -> Result<()> {
     if out.is_standard_layout() {
-        f(out);
+        f(out)
     } else {
-        let mut tmp = Array4::zeros(out.raw_dim());
-        f(tmp.view_mut());
+        let mut tmp = crate::layer::zeros4(&format!("{what} output copy"), dims4(out.shape()))?;
+        f(tmp.view_mut())?;
         out.assign(&tmp);
+        Ok(())
     }
 }
 
@@ -355,13 +374,24 @@ macro_rules! settings_setters {
 pub(crate) use settings_setters;
 
 /// The elements of an NHWC view in standard (C) order: the view's own memory
-/// when it is contiguous, else a copy. Direct kernels index the input as a
-/// flat `[N, H, W, C]` slice.
-pub(crate) fn contiguous_input<'a, F: Float>(x: &ArrayView4<'a, F>) -> Cow<'a, [F]> {
-    match x.to_slice() {
+/// when it is contiguous, else a copy, allocated fallibly (a broadcast view
+/// of one value may stand for more elements than memory holds). Direct
+/// kernels index the input as a flat `[N, H, W, C]` slice.
+///
+/// # Errors
+/// [`Error::TooLarge`] naming `what`'s input copy when it cannot be had.
+pub(crate) fn contiguous_input<'a, F: Float>(
+    what: &str,
+    x: &ArrayView4<'a, F>,
+) -> Result<Cow<'a, [F]>> {
+    Ok(match x.to_slice() {
         Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(x.iter().copied().collect()),
-    }
+        None => Cow::Owned(crate::layer::try_collect(
+            &format!("{what} input copy"),
+            x.shape(),
+            x.iter().copied(),
+        )?),
+    })
 }
 
 /// A 4-D shape slice as an array (ndarray guarantees the length for `Ix4`).

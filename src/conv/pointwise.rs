@@ -158,7 +158,7 @@ impl<F: Float> Layer<F> for PointwiseConv2d<F> {
                 .core
                 .reference_into(reference::pointwise_conv2d(x, self.weight(), bias), out);
         };
-        with_standard_output(out, |out| {
+        with_standard_output("PointwiseConv2d", out, |out| {
             let [n, h, w, _] = super::dims4(out.shape());
             let rows = out
                 .into_shape_with_order((n * h * w, self.out_channels()))
@@ -171,8 +171,8 @@ impl<F: Float> Layer<F> for PointwiseConv2d<F> {
                 self.core.bias.as_ref(),
                 self.core.activation,
             );
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     fn set_algorithm(&mut self, algorithm: Algorithm) {

@@ -126,12 +126,23 @@ impl<F: Float> Conv2d<F> {
                 bottom,
                 left,
                 right,
-            } => top + bottom + left + right == 0,
+            } => [top, bottom, left, right] == [0; 4],
         };
         let is_1x1 = [kh, kw] == [1, 1] && self.groups == 1 && p.stride == [1, 1] && unpadded;
         let direct = self.groups == 1
             && self.in_channels() <= MAX_CHANNELS
             && crate::kernels::cast::same::<F, f32>();
+        // im2col writes the padding as zeros, and 0 × ±inf is NaN where the
+        // oracle (and the direct kernel) skip the padding: a padded conv
+        // whose weight is not all finite runs the oracle instead, so that
+        // padding contributes nothing on every path (see `crate::conv`).
+        let may_pad = match p.padding {
+            Padding::Valid => false,
+            // SAME pads a 1×1 kernel by nothing at any stride.
+            Padding::Same => [kh, kw] != [1, 1],
+            Padding::Explicit { .. } => !unpadded,
+        };
+        let exact_padding = !may_pad || self.core.weight.iter().all(|w| w.is_finite());
         let (core, groups) = (&self.core, self.groups);
         self.plan = Plan::new(core.algorithm, |isa: Isa| {
             let gemm = || match groups {
@@ -145,6 +156,9 @@ impl<F: Float> Conv2d<F> {
                 _ => ConvKernel::Im2col(gemm()),
             }
         });
+        if !exact_padding && matches!(self.plan, Plan::Kernel(ConvKernel::Im2col(_))) {
+            self.plan = Plan::Reference;
+        }
     }
 
     /// Starts building a conv with weight `[kh, kw, C_in / groups, C_out]`.
@@ -235,9 +249,9 @@ impl<F: Float> Conv2d<F> {
         g: &ConvGeometry,
         out: ArrayViewMut4<'_, F>,
         scratch: &mut [F],
-    ) {
+    ) -> Result<()> {
         let cout = self.out_channels();
-        with_standard_output(out, |out| {
+        with_standard_output("Conv2d", out, |out| {
             let rows = out.len() / cout;
             let out2 = out
                 .into_shape_with_order((rows, cout))
@@ -251,10 +265,11 @@ impl<F: Float> Conv2d<F> {
                     self.core.bias.as_ref(),
                     self.core.activation,
                 ),
-                ConvKernel::Direct(isa) => self.direct(*isa, x, g, out2),
-                ConvKernel::Im2col(gemm) => self.im2col_gemm(gemm, x, g, out2, scratch),
+                ConvKernel::Direct(isa) => return self.direct(*isa, x, g, out2),
+                ConvKernel::Im2col(gemm) => return self.im2col_gemm(gemm, x, g, out2, scratch),
             }
-        });
+            Ok(())
+        })
     }
 
     /// The direct kernel over chunks of output rows (see
@@ -265,8 +280,8 @@ impl<F: Float> Conv2d<F> {
         x: ArrayView4<'_, F>,
         g: &ConvGeometry,
         out: ArrayViewMut2<'_, F>,
-    ) {
-        let x = super::contiguous_input(&x);
+    ) -> Result<()> {
+        let x = super::contiguous_input("Conv2d", &x)?;
         let problem = DirectConv {
             x: &x,
             weight: self.core.weight_slice(),
@@ -289,6 +304,7 @@ impl<F: Float> Conv2d<F> {
             let _ = (isa, problem, out);
             unreachable!("no SIMD token off x86-64");
         }
+        Ok(())
     }
 
     /// im2col + GEMM over chunks of output rows: each chunk gathers its
@@ -302,10 +318,10 @@ impl<F: Float> Conv2d<F> {
         g: &ConvGeometry,
         out: ArrayViewMut2<'_, F>,
         scratch: &mut [F],
-    ) {
+    ) -> Result<()> {
         let batch = x.shape()[0];
         // The patches are gathered from a contiguous copy when the view is not one.
-        let x = super::contiguous_input(&x);
+        let x = super::contiguous_input("Conv2d", &x)?;
         let [kh, kw] = self.kernel_size();
         let (h, w, cin) = (g.h.input, g.w.input, self.in_channels());
         let (cin_g, cout) = (self.core.weight.shape()[2], self.out_channels());
@@ -380,6 +396,7 @@ impl<F: Float> Conv2d<F> {
                 }
             }
         });
+        Ok(())
     }
 }
 
@@ -452,8 +469,7 @@ impl<F: Float> Layer<F> for Conv2d<F> {
             let needed = checked_len("Conv2d im2col scratch", &[self.im2col_split(rows, 1).2, k])?;
             check_scratch("Conv2d", scratch.len(), needed)?;
         }
-        self.run(kernel, x, &g, out, scratch);
-        Ok(())
+        self.run(kernel, x, &g, out, scratch)
     }
 
     fn set_algorithm(&mut self, algorithm: crate::Algorithm) {

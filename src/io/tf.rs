@@ -28,6 +28,8 @@ use std::path::Path;
 use prost::Message;
 
 use crate::error::{Error, Result};
+use crate::io::LoadOptions;
+use crate::layer::{try_collect, try_reserve};
 
 /// The `format` of every [`Error::Format`] this module returns.
 const FORMAT: &str = "GraphDef";
@@ -35,11 +37,11 @@ const FORMAT: &str = "GraphDef";
 /// TensorFlow's `DT_FLOAT`.
 const DT_FLOAT: i32 = 1;
 
-/// Upper bound on the elements that `float_val` broadcasting may create over a whole
-/// graph (2²⁸ elements = 1 GiB of f32). Data stored in `tensor_content` is bounded by
-/// the input size; broadcast data is not, so a tiny hostile file could otherwise ask
-/// for an arbitrarily large allocation.
-const MAX_BROADCAST_ELEMENTS: usize = 1 << 28;
+// The elements that `float_val` broadcasting may create over a whole graph are bounded
+// by `LoadOptions::max_broadcast_elements` (2²⁴ by default), summed over every `Const`
+// before any is allocated: data stored in `tensor_content` is bounded by the input
+// size, broadcast data is not, so a tiny hostile file could otherwise ask for an
+// arbitrarily large allocation.
 
 // ----------------------------------------------------------------------------------
 // The protobuf subset (field numbers from tensorflow/core/framework/*.proto).
@@ -264,15 +266,30 @@ impl GraphDefWeights {
     /// share a name, or if a `Const` node is malformed: no `value` tensor, a negative or
     /// unknown dimension, an element count that overflows, a `tensor_content` whose
     /// length is not 4 × the element count, more `float_val` entries than elements, or
-    /// broadcasts that would create more than 2²⁸ elements in total. The detail names the
-    /// node.
+    /// broadcasts that would create more than 2²⁴ elements in total, or a value that is
+    /// NaN or infinite. The detail names the node. [`Error::TooLarge`] for more than
+    /// 1 GiB of bytes or a tensor that cannot be allocated. (The limits are
+    /// [`LoadOptions`]'s defaults; [`from_bytes_with`](Self::from_bytes_with) sets them.)
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::from_bytes_with(bytes, &LoadOptions::default())
+    }
+
+    /// As [`from_bytes`](Self::from_bytes), under `opts`: at most `opts.max_bytes`
+    /// bytes, `opts.max_broadcast_elements` elements created by broadcasts (checked
+    /// over the whole graph before any tensor is allocated), and non-finite values
+    /// only with `opts.allow_non_finite`.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_bytes`](Self::from_bytes), with `opts`' limits.
+    pub fn from_bytes_with(bytes: &[u8], opts: &LoadOptions) -> Result<Self> {
+        opts.check_len("GraphDef bytes", bytes.len() as u64)?;
         let graph = GraphDefProto::decode(bytes).map_err(|e| Error::Format {
             format: FORMAT,
             detail: e.to_string(),
         })?;
+        check_broadcasts(&graph, opts.max_broadcast_elements)?;
         let mut out = GraphDefWeights::default();
-        let mut broadcast_budget = MAX_BROADCAST_ELEMENTS;
         for node in graph.node {
             if out.index.contains_key(&node.name) {
                 return Err(format_error(format!("duplicate node name {:?}", node.name)));
@@ -300,7 +317,8 @@ impl GraphDefWeights {
                     )));
                 };
                 if proto.dtype == DT_FLOAT {
-                    let tensor = decode_float_tensor(&node.name, proto, &mut broadcast_budget)?;
+                    let tensor = decode_float_tensor(&node.name, proto)?;
+                    opts.check_finite(FORMAT, &node.name, tensor.data.iter().map(|&v| v as f64))?;
                     out.tensors.insert(node.name.clone(), tensor);
                 } else {
                     out.other_dtypes.insert(node.name.clone(), proto.dtype);
@@ -317,15 +335,26 @@ impl GraphDefWeights {
         Ok(out)
     }
 
-    /// Reads and decodes a frozen graph file, as [`from_bytes`](Self::from_bytes).
+    /// Reads and decodes a frozen graph file, as [`from_bytes`](Self::from_bytes), with
+    /// the default [`LoadOptions`].
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] with the path if the file cannot be read; otherwise those of
-    /// [`from_bytes`](Self::from_bytes).
+    /// As [`from_file_with`](Self::from_file_with).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes)
+        Self::from_file_with(path, &LoadOptions::default())
+    }
+
+    /// Reads and decodes a frozen graph file under `opts`: a regular file of at most
+    /// `opts.max_bytes`, checked from its metadata before reading (see [`crate::io`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] with the path if the file cannot be read or is not a regular file
+    /// (a directory, FIFO or device); [`Error::TooLarge`] for a file over the limit;
+    /// otherwise those of [`from_bytes_with`](Self::from_bytes_with).
+    pub fn from_file_with(path: &Path, opts: &LoadOptions) -> Result<Self> {
+        Self::from_bytes_with(&crate::io::read_file(path, opts)?, opts)
     }
 
     /// The float32 constant named `name`, or `None` if there is none (absent, not a
@@ -433,8 +462,41 @@ fn convert_attr(kind: AttrValueKind) -> TfAttr {
     }
 }
 
-/// Decodes a `DT_FLOAT` TensorProto held by node `node`.
-fn decode_float_tensor(node: &str, proto: TensorProto, budget: &mut usize) -> Result<TfTensor> {
+/// Checks that the `float_val` broadcasts of all float `Const` nodes of `graph` create
+/// at most `budget` elements in all, before any is allocated. Nodes whose shape is
+/// malformed are left to [`decode_float_tensor`] to report.
+fn check_broadcasts(graph: &GraphDefProto, budget: u64) -> Result<()> {
+    let mut total = 0u64;
+    for node in graph.node.iter().filter(|n| n.op == "Const") {
+        let Some(AttrValueKind::Tensor(t)) = node.attr.get("value").and_then(|a| a.value.as_ref())
+        else {
+            continue;
+        };
+        if t.dtype != DT_FLOAT || !t.tensor_content.is_empty() {
+            continue;
+        }
+        let Ok(dims) = shape_of(&node.name, t) else {
+            continue;
+        };
+        let count = dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+            .unwrap_or(u64::MAX);
+        total = total.saturating_add(count.saturating_sub(t.float_val.len() as u64));
+        if total > budget {
+            return Err(format_error(format!(
+                "Const node {:?}: broadcasting float_val to shape {dims:?} brings the elements \
+                 created by broadcasts to {total}; the importer allows {budget} in total \
+                 (LoadOptions::max_broadcast_elements)",
+                node.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The shape of a TensorProto held by node `node`, each dimension a `usize`.
+fn shape_of(node: &str, proto: &TensorProto) -> Result<Vec<usize>> {
     let dims = match &proto.tensor_shape {
         None => Vec::new(),
         Some(s) if s.unknown_rank => {
@@ -453,6 +515,14 @@ fn decode_float_tensor(node: &str, proto: TensorProto, budget: &mut usize) -> Re
         };
         shape.push(d);
     }
+    Ok(shape)
+}
+
+/// Decodes a `DT_FLOAT` TensorProto held by node `node`; its broadcasts were checked
+/// by [`check_broadcasts`].
+fn decode_float_tensor(node: &str, proto: TensorProto) -> Result<TfTensor> {
+    let shape = shape_of(node, &proto)?;
+    let dims = &shape;
     let count = shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
@@ -472,10 +542,10 @@ fn decode_float_tensor(node: &str, proto: TensorProto, budget: &mut usize) -> Re
                 count.saturating_mul(4)
             )));
         }
-        content
+        let values = content
             .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        try_collect(node, &shape, values)?
     } else {
         let vals = &proto.float_val;
         if vals.len() > count {
@@ -484,16 +554,9 @@ fn decode_float_tensor(node: &str, proto: TensorProto, budget: &mut usize) -> Re
                 vals.len()
             )));
         }
-        let extra = count - vals.len();
-        if extra > *budget {
-            return Err(format_error(format!(
-                "Const node {node:?}: broadcasting float_val to shape {dims:?} would create \
-                 {count} elements; the importer allows {MAX_BROADCAST_ELEMENTS} in total"
-            )));
-        }
-        *budget -= extra;
         let fill = vals.last().copied().unwrap_or(0.0);
-        let mut data = Vec::with_capacity(count);
+        let mut data = Vec::new();
+        try_reserve(&mut data, count, node, &shape)?;
         data.extend_from_slice(vals);
         data.resize(count, fill);
         data

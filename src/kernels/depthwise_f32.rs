@@ -122,7 +122,10 @@ pub(crate) fn rows<T: RowIsa>(
             let row = Row {
                 // The input row of kernel row ky0 in image b.
                 x: p.x[(b * g.h.input + iy0) * g.w.input * c..].as_ptr(),
-                row_step: g.h.dilation * g.w.input * c,
+                // Saturates only for a dilation past the image height (a kernel
+                // of height 1 takes any): then no output has two kernel rows
+                // inside the image, and the step is never taken.
+                row_step: g.h.dilation.saturating_mul(g.w.input * c),
                 rows: ky1 - ky0,
                 weight: p.weight[ky0 * kw * c..].as_ptr(),
                 bias: p.bias.map(<[f32]>::as_ptr),

@@ -50,10 +50,19 @@ pub struct PackedB {
 impl PackedB {
     /// Packs `b` (`K × N`, any strides) and `bias` (`N`) into panels of `nr`
     /// columns.
-    pub(crate) fn new(b: ArrayView2<'_, f32>, bias: Option<&[f32]>, nr: usize) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`](crate::Error::TooLarge) when the panels cannot be
+    /// allocated (the sizes are checked, the allocation fallible); the
+    /// planner then keeps the portable GEMM on the stored weight.
+    pub(crate) fn new(
+        b: ArrayView2<'_, f32>,
+        bias: Option<&[f32]>,
+        nr: usize,
+    ) -> crate::Result<Self> {
         let (k, n) = b.dim();
         let np = n.div_ceil(nr);
-        let mut panels = vec![0.0; np * k * nr];
+        let mut panels = crate::layer::try_filled("packed GEMM weight", &[np, k, nr], 0.0)?;
         for (j, panel) in panels
             .chunks_exact_mut((k * nr).max(1))
             .enumerate()
@@ -65,17 +74,17 @@ impl PackedB {
                 }
             }
         }
-        let mut padded = vec![0.0; np * nr];
+        let mut padded = crate::layer::try_filled("packed GEMM bias", &[np, nr], 0.0)?;
         if let Some(bias) = bias {
             padded[..n].copy_from_slice(bias);
         }
-        PackedB {
+        Ok(PackedB {
             k,
             n,
             nr,
             panels,
             bias: padded,
-        }
+        })
     }
 
     /// K × N.
@@ -764,7 +773,7 @@ mod tests {
                             ((i * 5 + j * 2) % 13) as f32 / 8.0 - 0.75
                         });
                         let bias: Vec<f32> = (0..n).map(|j| j as f32 / 16.0 - 0.5).collect();
-                        let packed = PackedB::new(b.view(), Some(&bias), nr);
+                        let packed = PackedB::new(b.view(), Some(&bias), nr).unwrap();
                         let mut big = Array2::from_elem((m, n + 3), f32::NAN);
                         gemm(
                             a.view(),
@@ -809,7 +818,7 @@ mod tests {
                 Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f32 / 4.0 - 1.0);
             let b =
                 Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 2) % 13) as f32 / 8.0 - 0.75);
-            let packed = PackedB::new(b.view(), None, nr);
+            let packed = PackedB::new(b.view(), None, nr).unwrap();
             let mut c = Array2::from_elem((m, n), f32::NAN);
             gemm(a.view(), &packed, c.view_mut(), Activation::Identity, true);
             let want = naive(a.view(), b.view(), &[0.0; 40]);
@@ -825,7 +834,7 @@ mod tests {
         for (name, nr, gemm) in kernels() {
             let a = Array2::from_shape_fn((7, 3), |(i, j)| i as f32 - j as f32 * 2.0);
             let b = Array2::from_elem((3, 2), 1.5f32);
-            let packed = PackedB::new(b.view(), None, nr);
+            let packed = PackedB::new(b.view(), None, nr).unwrap();
             let mut c = Array2::zeros((7, 2));
             gemm(a.view(), &packed, c.view_mut(), Activation::Relu6, true);
             for (i, row) in c.rows().into_iter().enumerate() {
@@ -839,7 +848,7 @@ mod tests {
             for act in [Activation::Relu, Activation::Relu6] {
                 gemm(
                     a.view(),
-                    &PackedB::new(b.view(), None, nr),
+                    &PackedB::new(b.view(), None, nr).unwrap(),
                     c.view_mut(),
                     act,
                     false,

@@ -22,10 +22,17 @@ pub(crate) fn interior(g: &AxisGeometry) -> (usize, usize) {
     // then starts past the last output: clamp.
     let lo = lo.min(g.output);
     let hi = hi.max(lo);
-    let index =
-        |o: usize, t: usize| (o * g.stride + t * g.dilation) as isize - g.pad_before as isize;
+    // The input index `o·stride + t·dilation − pad_before`, with checked
+    // arithmetic (no cast to isize, which would wrap above isize::MAX):
+    // `None` when it overflows or falls before the input.
+    let index = |o: usize, t: usize| {
+        o.checked_mul(g.stride)
+            .and_then(|i| i.checked_add(t.checked_mul(g.dilation)?))
+            .and_then(|i| i.checked_sub(g.pad_before))
+    };
     assert!(
-        lo == hi || (index(lo, 0) >= 0 && index(hi - 1, g.kernel - 1) < g.input as isize),
+        lo == hi
+            || (index(lo, 0).is_some() && index(hi - 1, g.kernel - 1).is_some_and(|i| i < g.input)),
         "kernel window interior {lo}..{hi} leaves the input"
     );
     (lo, hi)

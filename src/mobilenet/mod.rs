@@ -160,6 +160,17 @@ pub const MIN_RESOLUTION: usize = 32;
 /// The paper's base input side.
 pub const BASE_RESOLUTION: usize = 224;
 
+/// The most parameters (weights, biases and BatchNorm's four vectors, all
+/// layers) a configuration may have: 2³⁰, 4 GiB of f32, 250 times 1.0
+/// MobileNet-224's 4.2 million. [`MobileNetConfig::validate`] checks it.
+pub const MAX_PARAMETERS: u64 = 1 << 30;
+
+/// The most elements one activation (a layer's input or output, one image)
+/// of a configuration may have: 2²⁸, 1 GiB of f32, 668 times the largest
+/// of 1.0 MobileNet-224 (112 × 112 × 32 = 401,408).
+/// [`MobileNetConfig::validate`] checks it.
+pub const MAX_ACTIVATION_ELEMENTS: u64 = 1 << 28;
+
 /// Output channels of the first conv and (stride, output channels) of the 13
 /// depthwise separable blocks at α = 1: Table 1.
 pub const FIRST_CONV_CHANNELS: usize = 32;
@@ -394,13 +405,27 @@ impl MobileNetConfig {
         model_name(self.alpha, self.resolution)
     }
 
-    /// Checks every setting.
+    /// Checks every setting, and that the network it describes can be
+    /// built: every size is computed with checked arithmetic and bounded, so
+    /// a configuration that validates builds ([`MobileNet::seeded`],
+    /// [`MobileNetWeights::seeded`]) without overflow; what is left is
+    /// whether memory holds it, which those report as an error value.
+    ///
+    /// The bounds: at most [`MAX_PARAMETERS`] (2³⁰) parameters in all and
+    /// [`MAX_ACTIVATION_ELEMENTS`] (2²⁸) elements in any one layer's input
+    /// or output per image. Each knob is bounded through them (and α·1024 ≤
+    /// 10⁹); with the others at their defaults: α ≤ 18.3 and `min_depth` ≤
+    /// 9,040 (the pointwise weights grow as their square), classes ≤
+    /// 1,041,355, `depth_multiplier` ≤ 334, resolution ≤ 4,096 (the
+    /// 64-channel layers hold `(side / 2)² · 64` elements).
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] naming `alpha` (≤ 0 or not finite),
     /// `resolution` (< 32), `classes` (0 with `include_top`),
     /// `depth_multiplier` (0), `min_depth` (0), `bn_epsilon` (negative or not
-    /// finite), or a width so large the channel count overflows.
+    /// finite), `parameters` or `activation elements` (over the bounds
+    /// above, with the layer that passes them); [`Error::Overflow`] when a
+    /// channel count or a product overflows `usize`/`u64`.
     pub fn validate(&self) -> Result<()> {
         if !(self.alpha.is_finite() && self.alpha > 0.0) {
             return Err(Error::param(
@@ -447,6 +472,52 @@ impl MobileNetConfig {
                 "must be finite and ≥ 0",
             ));
         }
+        self.check_bounds(&self.specs()?)
+    }
+
+    /// Checks the sizes of `specs` against [`MAX_PARAMETERS`] and
+    /// [`MAX_ACTIVATION_ELEMENTS`], with checked products.
+    fn check_bounds(&self, specs: &[LayerSpec]) -> Result<()> {
+        let product = |dims: &[usize], what| {
+            dims.iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+                .ok_or(Error::Overflow(what))
+        };
+        let mut params = 0u64;
+        for spec in specs {
+            for (side, dims) in [("input", spec.input), ("output", spec.output)] {
+                let n = product(&dims, "MobileNet activation elements")?;
+                if n > MAX_ACTIVATION_ELEMENTS {
+                    return Err(Error::param(
+                        "activation elements",
+                        n,
+                        format!(
+                            "the {side} {dims:?} of layer {} (one image) exceeds the bound of \
+                             2^28 elements for α = {}, resolution {}",
+                            spec.name, self.alpha, self.resolution
+                        ),
+                    ));
+                }
+            }
+            let weights = product(&spec.weight_shape(), "MobileNet parameters")?;
+            // BatchNorm's four vectors, or the classifier's bias.
+            let extra = product(&[spec.output[2], 4], "MobileNet parameters")?;
+            params = params
+                .checked_add(weights)
+                .and_then(|p| p.checked_add(extra))
+                .ok_or(Error::Overflow("MobileNet parameters"))?;
+            if params > MAX_PARAMETERS {
+                return Err(Error::param(
+                    "parameters",
+                    params,
+                    format!(
+                        "the layers up to {} exceed the bound of 2^30 parameters \
+                         (α = {}, classes {}, depth_multiplier {}, min_depth {})",
+                        spec.name, self.alpha, self.classes, self.depth_multiplier, self.min_depth
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -462,6 +533,12 @@ impl MobileNetConfig {
     /// As [`validate`](Self::validate).
     pub fn layers(&self) -> Result<Vec<LayerSpec>> {
         self.validate()?;
+        self.specs()
+    }
+
+    /// The layers, their channel counts checked for overflow but not
+    /// bounded (for [`validate`](Self::validate)).
+    fn specs(&self) -> Result<Vec<LayerSpec>> {
         let mut layers = Vec::with_capacity(29);
         let mut shape = [self.resolution, self.resolution, 3];
         // Appends a layer reading the current shape; returns its output shape.
@@ -501,7 +578,9 @@ impl MobileNetConfig {
                     self.depth(out),
                 );
             } else {
-                let dw_out = shape[2] * self.depth_multiplier;
+                let dw_out = shape[2]
+                    .checked_mul(self.depth_multiplier)
+                    .ok_or(Error::Overflow("depthwise output channels"))?;
                 shape = push(
                     shape,
                     format!("Conv2d_{block}_depthwise"),

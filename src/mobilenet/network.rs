@@ -319,10 +319,25 @@ impl<F: Float, C: Architecture> MobileNet<F, C> {
 }
 
 /// Softmax over the last axis, computed stably (max subtracted).
+///
+/// Infinite logits give the limit: a row with `+inf` entries puts equal
+/// probability on them and 0 elsewhere; `−inf` entries get 0; a row of only
+/// `−inf` is uniform. A row with a NaN is all NaN.
 pub fn softmax<F: Float>(logits: ArrayView2<'_, F>) -> Array2<F> {
     let mut out = logits.to_owned();
     for mut row in out.rows_mut() {
+        if row.iter().any(|v| v.is_nan()) {
+            row.fill(F::nan());
+            continue;
+        }
         let max = row.iter().copied().fold(F::neg_infinity(), F::max);
+        if max.is_infinite() {
+            // +inf: the infinite entries share the mass; −inf: all are −inf.
+            let top = row.iter().filter(|&&v| v == max).count();
+            let p = F::one() / F::from_usize(top).expect("a count is a float");
+            row.mapv_inplace(|v| if v == max { p } else { F::zero() });
+            continue;
+        }
         row.mapv_inplace(|v| (v - max).exp());
         let sum = row.sum();
         row /= sum;

@@ -27,6 +27,8 @@ use super::{Architecture, LayerKind};
 use crate::Float;
 use crate::error::{Error, Result};
 use crate::init::SplitMix64;
+use crate::io::LoadOptions;
+use crate::layer::try_collect;
 
 /// The scope every MobileNet v1 tensor name starts with.
 pub const SCOPE: &str = "MobilenetV1";
@@ -90,13 +92,18 @@ impl<F: Float> MobileNetWeights<F> {
     /// [`Init::HeNormal`]: crate::init::Init::HeNormal
     ///
     /// # Errors
-    /// As the config's `validate`.
+    /// As the config's `validate`; [`Error::TooLarge`] naming the tensor
+    /// when memory does not hold it.
     pub fn seeded(config: &impl Architecture, seed: u64) -> Result<Self> {
         let mut rng = SplitMix64::new(seed);
         let mut tensors = BTreeMap::new();
         for (name, shape) in tensor_names(config)? {
-            let n: usize = shape.iter().product();
-            let data: Vec<f64> = if name.ends_with("weights") {
+            // Validated configurations bound every size; the allocation is
+            // still fallible, as memory may not hold what the bounds allow.
+            let collect = |what: &str, values: &mut dyn Iterator<Item = f64>| {
+                try_collect(what, &shape, values.map(F::from_f64_lossy))
+            };
+            let data: Vec<F> = if name.ends_with("weights") {
                 // fan-in = kh·kw·C_in for convs, kh·kw for depthwise.
                 let fan_in = if name.ends_with("depthwise_weights") {
                     shape[0] * shape[1]
@@ -105,21 +112,21 @@ impl<F: Float> MobileNetWeights<F> {
                 };
                 let gain = if name.contains("/Logits/") { 1.0 } else { 2.0 };
                 let std = (gain / fan_in as f64).sqrt();
-                (0..n).map(|_| rng.normal() * std).collect()
+                collect(&name, &mut std::iter::repeat_with(|| rng.normal() * std))?
             } else if name.ends_with("biases") {
-                vec![0.0; n]
+                collect(&name, &mut std::iter::repeat(0.0))?
             } else {
                 let (lo, hi) = match name.rsplit('/').next() {
                     Some("gamma") | Some("moving_variance") => (0.5, 1.5),
                     _ => (-0.1, 0.1),
                 };
-                (0..n).map(|_| rng.uniform_in(lo, hi)).collect()
+                collect(
+                    &name,
+                    &mut std::iter::repeat_with(|| rng.uniform_in(lo, hi)),
+                )?
             };
-            let array = ArrayD::from_shape_vec(
-                IxDyn(&shape),
-                data.into_iter().map(F::from_f64_lossy).collect(),
-            )
-            .expect("length is the product of the shape");
+            let array = ArrayD::from_shape_vec(IxDyn(&shape), data)
+                .expect("length is the product of the shape");
             tensors.insert(name, array);
         }
         Ok(MobileNetWeights { tensors })
@@ -236,12 +243,26 @@ impl<F: Float> MobileNetWeights<F> {
         std::fs::write(path, self.to_safetensors()?).map_err(|e| Error::io(path, e))
     }
 
-    /// Reads safetensors bytes; F32 and F64 tensors are converted to `F`.
+    /// Reads safetensors bytes; F32 and F64 tensors are converted to `F`,
+    /// with the default [`LoadOptions`] (finite values only).
     ///
     /// # Errors
-    /// [`Error::Format`] for a truncated or corrupt file, [`Error::Dtype`]
-    /// naming a tensor of another dtype.
+    /// As [`from_safetensors_with`](Self::from_safetensors_with).
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self> {
+        Self::from_safetensors_with(bytes, &LoadOptions::default())
+    }
+
+    /// Reads safetensors bytes under `opts`; F32 and F64 tensors are
+    /// converted to `F`.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] for more than `opts.max_bytes` bytes or a tensor
+    /// that cannot be allocated, [`Error::Format`] for a truncated or
+    /// corrupt file, a non-finite value (unless `opts.allow_non_finite`) or
+    /// an f64 beyond the range of `F` (f32: ±3.4·10³⁸), naming the tensor
+    /// and the element; [`Error::Dtype`] naming a tensor of another dtype.
+    pub fn from_safetensors_with(bytes: &[u8], opts: &LoadOptions) -> Result<Self> {
+        opts.check_len("safetensors bytes", bytes.len() as u64)?;
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Format {
             format: "safetensors",
             detail: e.to_string(),
@@ -249,15 +270,15 @@ impl<F: Float> MobileNetWeights<F> {
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
             let data = view.data();
-            let values: Vec<F> = match view.dtype() {
-                safetensors::Dtype::F32 => data
-                    .chunks_exact(4)
-                    .map(|c| F::from_f64_lossy(f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64))
-                    .collect(),
-                safetensors::Dtype::F64 => data
-                    .chunks_exact(8)
-                    .map(|c| F::from_f64_lossy(f64::from_le_bytes(c.try_into().expect("8 bytes"))))
-                    .collect(),
+            let wide: Box<dyn Iterator<Item = f64>> = match view.dtype() {
+                safetensors::Dtype::F32 => Box::new(
+                    data.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64),
+                ),
+                safetensors::Dtype::F64 => Box::new(
+                    data.chunks_exact(8)
+                        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))),
+                ),
                 other => {
                     return Err(Error::Dtype {
                         name,
@@ -266,6 +287,39 @@ impl<F: Float> MobileNetWeights<F> {
                     });
                 }
             };
+            let mut bad = None;
+            let values = try_collect(
+                &name,
+                &[data.len()
+                    / if view.dtype() == safetensors::Dtype::F32 {
+                        4
+                    } else {
+                        8
+                    }],
+                wide.enumerate().map(|(i, v)| {
+                    let x = F::from_f64_lossy(v);
+                    // A finite value that narrows to ±inf overflowed `F`.
+                    if bad.is_none() && v.is_finite() && !x.to_f64_exact().is_finite() {
+                        bad = Some((i, v));
+                    }
+                    x
+                }),
+            )?;
+            if let Some((i, v)) = bad {
+                return Err(Error::Format {
+                    format: "safetensors",
+                    detail: format!(
+                        "tensor {name:?}: element {i} = {v:e} overflows {} (its range is ±{:e})",
+                        F::NAME,
+                        F::max_value().to_f64_exact()
+                    ),
+                });
+            }
+            opts.check_finite(
+                "safetensors",
+                &name,
+                values.iter().map(|v| v.to_f64_exact()),
+            )?;
             let array =
                 ArrayD::from_shape_vec(IxDyn(view.shape()), values).map_err(|e| Error::Format {
                     format: "safetensors",
@@ -276,13 +330,24 @@ impl<F: Float> MobileNetWeights<F> {
         Ok(MobileNetWeights { tensors })
     }
 
-    /// Reads a safetensors file.
+    /// Reads a safetensors file with the default [`LoadOptions`].
     ///
     /// # Errors
-    /// [`Error::Io`] with the path, or as [`from_safetensors`](Self::from_safetensors).
+    /// As [`load_safetensors_with`](Self::load_safetensors_with).
     pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load_safetensors_with(path, &LoadOptions::default())
+    }
+
+    /// Reads a safetensors file under `opts`: a regular file of at most
+    /// `opts.max_bytes`, checked before reading (see [`crate::io`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] with the path (also for a directory, FIFO or device),
+    /// [`Error::TooLarge`] for a file over the limit, or as
+    /// [`from_safetensors_with`](Self::from_safetensors_with).
+    pub fn load_safetensors_with(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
         let path = path.as_ref();
-        Self::from_safetensors(&std::fs::read(path).map_err(|e| Error::io(path, e))?)
+        Self::from_safetensors_with(&crate::io::read_file(path, opts)?, opts)
     }
 
     /// Takes the tensors `config` needs from a TensorFlow MobileNet v1 frozen
@@ -300,17 +365,12 @@ impl<F: Float> MobileNetWeights<F> {
         let mut tensors = BTreeMap::new();
         for (name, shape) in tensor_names(config)? {
             let t = graph.tensor(&name, &shape)?;
-            let array = ArrayD::from_shape_vec(
-                IxDyn(&shape),
-                t.data
-                    .iter()
-                    .map(|&v| F::from_f64_lossy(v as f64))
-                    .collect(),
-            )
-            .map_err(|e| Error::Format {
-                format: "GraphDef",
-                detail: format!("tensor {name:?}: {e}"),
-            })?;
+            let values = t.data.iter().map(|&v| F::from_f64_lossy(v as f64));
+            let array = ArrayD::from_shape_vec(IxDyn(&shape), try_collect(&name, &shape, values)?)
+                .map_err(|e| Error::Format {
+                    format: "GraphDef",
+                    detail: format!("tensor {name:?}: {e}"),
+                })?;
             tensors.insert(name, array);
         }
         Ok(MobileNetWeights { tensors })

@@ -424,7 +424,7 @@ impl<F: Float> Sequential<F> {
                     let len = layout.total()?;
                     let scratch = match spare {
                         Some(k) if k.scratch.len() >= len => k.scratch,
-                        _ => zeroed(len)?,
+                        _ => zeroed("Sequential scratch", len)?,
                     };
                     Ok(Kept {
                         input,
@@ -474,7 +474,7 @@ impl<F: Float> Sequential<F> {
     /// As [`forward`](Layer::forward).
     pub fn forward_profiled(&self, x: ArrayView4<'_, F>) -> Result<(Array4<F>, Vec<Duration>)> {
         let input = dims4(x.shape());
-        let mut out = zeros4(Layer::output_shape(self, input)?)?;
+        let mut out = zeros4("Sequential output", Layer::output_shape(self, input)?)?;
         let mut times = vec![Duration::ZERO; self.layers.len()];
         let view = out.view_mut();
         Self::in_pool(|| {
