@@ -154,7 +154,9 @@ pub trait Layer<F: Float>: CloneLayer<F> + Debug + Send + Sync {
     /// cannot be allocated.
     fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
         let len = self.scratch_len(crate::conv::dims4(x.shape()))?;
-        let mut scratch = zeroed(&format!("{} scratch", self.info().kind), len)?;
+        // Named only on error: a forward allocates nothing but its buffers.
+        let mut scratch =
+            zeroed("scratch", len).map_err(|e| e.named(format!("{} scratch", self.info().kind)))?;
         self.forward_with_scratch(x, out, &mut scratch)
     }
 
@@ -166,7 +168,8 @@ pub trait Layer<F: Float>: CloneLayer<F> + Debug + Send + Sync {
     /// (over `isize::MAX` bytes, or refused by the allocator).
     fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
         let shape = self.output_shape(crate::conv::dims4(x.shape()))?;
-        let mut out = zeros4(&format!("{} output", self.info().kind), shape)?;
+        let mut out =
+            zeros4("output", shape).map_err(|e| e.named(format!("{} output", self.info().kind)))?;
         self.forward_into(x, out.view_mut())?;
         Ok(out)
     }
