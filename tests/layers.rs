@@ -19,9 +19,14 @@ use sepconv::{
     PointwiseConv2d, SeparableConv2d, reference,
 };
 
+/// 256 cases, or `PROPTEST_CASES` when set (`.ci/run` runs one of these
+/// under valgrind with a few).
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 256,
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256),
         ..ProptestConfig::default()
     }
 }

@@ -9,7 +9,9 @@ use std::process::Command;
 use ndarray::Array3;
 #[cfg(feature = "tf")]
 use sepconv::io::tf::GraphDefWeights;
-use sepconv::mobilenet::{MobileNet, MobileNetConfig, MobileNetWeights};
+use sepconv::mobilenet::MobileNetConfig;
+#[cfg(feature = "tf")]
+use sepconv::mobilenet::{MobileNet, MobileNetWeights};
 
 /// The frozen graph inside the asset cache.
 pub const MODEL_FILE: &str = "mobilenet_v1_1.0_224_frozen.pb";
