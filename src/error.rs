@@ -287,6 +287,24 @@ impl Error {
         }
     }
 
+    /// A [`Error::TooLarge`] renamed `what` (other errors unchanged).
+    pub(crate) fn named(self, what: String) -> Self {
+        match self {
+            Error::TooLarge {
+                shape,
+                bytes,
+                reason,
+                ..
+            } => Error::TooLarge {
+                what,
+                shape,
+                bytes,
+                reason,
+            },
+            e => e,
+        }
+    }
+
     pub(crate) fn io(path: &std::path::Path, e: std::io::Error) -> Self {
         Error::Io {
             path: path.display().to_string(),

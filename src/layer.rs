@@ -156,9 +156,9 @@ pub trait Layer<F: Float>: CloneLayer<F> + Debug + Send + Sync {
     /// cannot be allocated.
     fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
         let len = self.scratch_len(crate::conv::dims4(x.shape()))?;
-        // The layer is named only on error: `info` formats the filter, and a
-        // forward after the first allocates only its output.
-        let mut scratch = zeroed("", len).map_err(|e| named(e, self, "scratch"))?;
+        // Named only on error: a forward allocates nothing but its buffers.
+        let mut scratch =
+            zeroed("scratch", len).map_err(|e| e.named(format!("{} scratch", self.info().kind)))?;
         self.forward_with_scratch(x, out, &mut scratch)
     }
 
@@ -170,7 +170,8 @@ pub trait Layer<F: Float>: CloneLayer<F> + Debug + Send + Sync {
     /// (over `isize::MAX` bytes, or refused by the allocator).
     fn forward(&self, x: ArrayView4<'_, F>) -> Result<Array4<F>> {
         let shape = self.output_shape(crate::conv::dims4(x.shape()))?;
-        let mut out = zeros4("", shape).map_err(|e| named(e, self, "output"))?;
+        let mut out =
+            zeros4("output", shape).map_err(|e| e.named(format!("{} output", self.info().kind)))?;
         self.forward_into(x, out.view_mut())?;
         Ok(out)
     }
@@ -230,25 +231,6 @@ pub(crate) fn checked_len(what: &'static str, dims: &[usize]) -> Result<usize> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&n| n <= isize::MAX as usize / std::mem::size_of::<f64>())
         .ok_or(Error::Overflow(what))
-}
-
-/// `e`, with a [`Error::TooLarge`] renamed to `layer`'s `part` (`"Conv2d
-/// output"`): the name is formatted only when there is an error.
-fn named<F: Float, L: Layer<F> + ?Sized>(e: Error, layer: &L, part: &str) -> Error {
-    match e {
-        Error::TooLarge {
-            what: _,
-            shape,
-            bytes,
-            reason,
-        } => Error::TooLarge {
-            what: format!("{} {part}", layer.info().kind),
-            shape,
-            bytes,
-            reason,
-        },
-        e => e,
-    }
 }
 
 /// The bytes a tensor of `shape` with elements of `elem` bytes needs,

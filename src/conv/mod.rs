@@ -307,7 +307,8 @@ pub(crate) fn with_standard_output<F: Float>(
     if out.is_standard_layout() {
         f(out)
     } else {
-        let mut tmp = crate::layer::zeros4(&format!("{what} output copy"), dims4(out.shape()))?;
+        let mut tmp = crate::layer::zeros4("output copy", dims4(out.shape()))
+            .map_err(|e| e.named(format!("{what} output copy")))?;
         f(tmp.view_mut())?;
         out.assign(&tmp);
         Ok(())
@@ -386,11 +387,10 @@ pub(crate) fn contiguous_input<'a, F: Float>(
 ) -> Result<Cow<'a, [F]>> {
     Ok(match x.to_slice() {
         Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(crate::layer::try_collect(
-            &format!("{what} input copy"),
-            x.shape(),
-            x.iter().copied(),
-        )?),
+        None => Cow::Owned(
+            crate::layer::try_collect("input copy", x.shape(), x.iter().copied())
+                .map_err(|e| e.named(format!("{what} input copy")))?,
+        ),
     })
 }
 
