@@ -313,6 +313,32 @@ pub(crate) fn zeros4<F: Float>(what: &str, shape: [usize; 4]) -> Result<Array4<F
     Ok(Array4::from_shape_vec(shape, v).expect("length is the product of the shape"))
 }
 
+/// The path of a container's child `leaf` under the container's `name`
+/// (`"block/expand"`, or `leaf` alone at the top).
+pub(crate) fn child_path(name: &str, leaf: &str) -> String {
+    match name {
+        "" => leaf.to_owned(),
+        _ => format!("{name}/{leaf}"),
+    }
+}
+
+/// The summary row of a residual sum at `path`: shapes, no mult-adds and no
+/// parameters.
+pub(crate) fn sum_row(
+    path: String,
+    info: LayerInfo,
+    input: [usize; 4],
+    output: [usize; 4],
+) -> SummaryRow {
+    SummaryRow {
+        name: path,
+        info,
+        input,
+        output,
+        cost: Cost::default(),
+    }
+}
+
 /// Checks that a caller's scratch holds `needed` elements.
 pub(crate) fn check_scratch(what: &str, got: usize, needed: usize) -> Result<()> {
     if got < needed {

@@ -5,11 +5,11 @@ use ndarray::{ArrayView4, ArrayViewMut4, Zip};
 use crate::Float;
 use crate::activation::Activation;
 use crate::conv::{Algorithm, DepthwiseConv2d, PointwiseConv2d, check_output, dims4};
-use crate::cost::{Cost, Params};
+use crate::cost::Cost;
 use crate::error::{Error, Result};
 use crate::geometry::Padding;
 use crate::init::{Init, SplitMix64};
-use crate::layer::{Layer, LayerInfo, SummaryRow, check_scratch, checked_len};
+use crate::layer::{Layer, LayerInfo, SummaryRow, check_scratch, checked_len, child_path, sum_row};
 
 /// The inverted residual block with a linear bottleneck: an optional 1×1
 /// expansion, a depthwise conv, a 1×1 projection, and the block's input
@@ -236,6 +236,24 @@ impl<F: Float> InvertedResidual<F> {
         })
     }
 
+    /// The scratch a forward on `input` (of shapes `s`) needs: the
+    /// expanded and the depthwise activations, then the largest scratch of
+    /// the three convs.
+    fn scratch_for(&self, input: [usize; 4], s: &Shapes) -> Result<usize> {
+        let (expanded, depthwise) = self.buffer_lens(s)?;
+        let expand = match &self.expand {
+            Some(e) => e.scratch_len(input)?,
+            None => 0,
+        };
+        let inner = expand
+            .max(self.depthwise.scratch_len(s.expanded)?)
+            .max(self.project.scratch_len(s.depthwise)?);
+        expanded
+            .checked_add(depthwise)
+            .and_then(|n| n.checked_add(inner))
+            .ok_or(Error::Overflow("an inverted residual's scratch"))
+    }
+
     /// Elements of the expanded and the depthwise activations.
     fn buffer_lens(&self, s: &Shapes) -> Result<(usize, usize)> {
         let expanded = match self.expand {
@@ -286,19 +304,7 @@ impl<F: Float> Layer<F> for InvertedResidual<F> {
     /// The expanded and the depthwise activations, then the largest scratch
     /// of the three convs.
     fn scratch_len(&self, input: [usize; 4]) -> Result<usize> {
-        let s = self.shapes(input)?;
-        let (expanded, depthwise) = self.buffer_lens(&s)?;
-        let expand = match &self.expand {
-            Some(e) => e.scratch_len(input)?,
-            None => 0,
-        };
-        let inner = expand
-            .max(self.depthwise.scratch_len(s.expanded)?)
-            .max(self.project.scratch_len(s.depthwise)?);
-        expanded
-            .checked_add(depthwise)
-            .and_then(|n| n.checked_add(inner))
-            .ok_or(Error::Overflow("an inverted residual's scratch"))
+        self.scratch_for(input, &self.shapes(input)?)
     }
 
     fn forward_with_scratch(
@@ -313,7 +319,7 @@ impl<F: Float> Layer<F> for InvertedResidual<F> {
         check_scratch(
             "InvertedResidual",
             scratch.len(),
-            Layer::scratch_len(self, input)?,
+            self.scratch_for(input, &s)?,
         )?;
         let (expanded_len, depthwise_len) = self.buffer_lens(&s)?;
         let (expanded, rest) = scratch.split_at_mut(expanded_len);
@@ -360,10 +366,7 @@ impl<F: Float> Layer<F> for InvertedResidual<F> {
         rows: &mut Vec<SummaryRow>,
     ) -> Result<()> {
         let s = self.shapes(input)?;
-        let path = |leaf: &str| match name {
-            "" => leaf.to_owned(),
-            _ => format!("{name}/{leaf}"),
-        };
+        let path = |leaf: &str| child_path(name, leaf);
         if let Some(e) = &self.expand {
             e.summary_rows(&path("expand"), input, rows)?;
         }
@@ -372,16 +375,7 @@ impl<F: Float> Layer<F> for InvertedResidual<F> {
         self.project
             .summary_rows(&path("project"), s.depthwise, rows)?;
         if self.residual {
-            rows.push(SummaryRow {
-                name: path("add"),
-                info: LayerInfo::new("Add"),
-                input,
-                output: s.output,
-                cost: Cost {
-                    mult_adds: 0,
-                    params: Params::default(),
-                },
-            });
+            rows.push(sum_row(path("add"), LayerInfo::new("Add"), input, s.output));
         }
         Ok(())
     }

@@ -6,9 +6,9 @@ use super::Sequential;
 use crate::Float;
 use crate::activation::Activation;
 use crate::conv::{Algorithm, check_output, dims4};
-use crate::cost::{Cost, Params};
+use crate::cost::Cost;
 use crate::error::{Error, Result};
-use crate::layer::{Layer, LayerInfo, SummaryRow, check_scratch, checked_len};
+use crate::layer::{Layer, LayerInfo, SummaryRow, check_scratch, checked_len, child_path, sum_row};
 
 /// `act(body(x) + shortcut(x))`, where the shortcut is the input itself or a
 /// projection of it (typically a 1×1 conv, strided when the body is).
@@ -181,23 +181,10 @@ impl<F: Float> Layer<F> for Residual<F> {
     ) -> Result<()> {
         let output = self.shapes(input)?;
         self.body.summary_rows(name, input, rows)?;
-        let path = |leaf: &str| match name {
-            "" => leaf.to_owned(),
-            _ => format!("{name}/{leaf}"),
-        };
         if let Some(p) = &self.projection {
-            p.summary_rows(&path("projection"), input, rows)?;
+            p.summary_rows(&child_path(name, "projection"), input, rows)?;
         }
-        rows.push(SummaryRow {
-            name: path("add"),
-            info: self.info(),
-            input,
-            output,
-            cost: Cost {
-                mult_adds: 0,
-                params: Params::default(),
-            },
-        });
+        rows.push(sum_row(child_path(name, "add"), self.info(), input, output));
         Ok(())
     }
 }

@@ -10,7 +10,9 @@ use crate::Float;
 use crate::conv::{Algorithm, check_output, dims4};
 use crate::cost::Cost;
 use crate::error::{Error, Result};
-use crate::layer::{Layer, LayerInfo, SummaryRow, check_scratch, checked_len, zeroed, zeros4};
+use crate::layer::{
+    Layer, LayerInfo, SummaryRow, check_scratch, checked_len, child_path, zeroed, zeros4,
+};
 
 /// Activations (elements) a batch may hold per layer and still run batched:
 /// larger early layers run image by image, so that a layer's input and
@@ -544,10 +546,7 @@ impl<F: Float> Layer<F> for Sequential<F> {
     ) -> Result<()> {
         let mut shape = input;
         for (i, (n, layer)) in self.layers.iter().enumerate() {
-            let path = match name {
-                "" => n.clone(),
-                _ => format!("{name}/{n}"),
-            };
+            let path = child_path(name, n);
             layer
                 .summary_rows(&path, shape, rows)
                 .map_err(|e| self.at(i, shape, e))?;
