@@ -457,8 +457,9 @@ proptest! {
 
     /// Depthwise at MobileNet's shapes, which the general property rarely
     /// draws: f32, multiplier 1, channels a multiple of 8 up to 48 (every
-    /// register block of the f32 kernel: 8 × 8, 4 × 16, 2 × 32), at most 3×3
-    /// taps; any stride, dilation, padding.
+    /// register block of the f32 kernel: 8 × 8, 4 × 16, 2 × 32, and the
+    /// sliding windows of 3-tap stride-1 rows: 8 or 4 pixels × 8, 16 or 32
+    /// channels), at most 3×3 taps; any stride, dilation, padding.
     #[test]
     fn depthwise_mobilenet_shapes_match_oracle(p in problem(6, 1, 3), exact in any::<bool>()) {
         let p = Problem { cin: 8 * p.cin, cout: 3, exact, f64: false, ..p };

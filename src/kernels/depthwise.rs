@@ -50,12 +50,10 @@ impl DepthwiseKernel {
     ) -> Self {
         use crate::plan::Isa;
         let f32 = super::cast::same::<F, f32>();
-        let blocked = |wide| f32 && super::depthwise_f32_suits(channels, multiplier, wide);
+        let blocked = f32 && super::depthwise_f32_suits(channels, multiplier);
         match isa {
-            Isa::Avx512F(_, wide) if blocked(true) => DepthwiseKernel::Avx512F32(wide),
-            Isa::Avx2Fma(cpu) | Isa::Avx512F(cpu, _) if blocked(false) => {
-                DepthwiseKernel::Avx2FmaF32(cpu)
-            }
+            Isa::Avx512F(_, wide) if blocked => DepthwiseKernel::Avx512F32(wide),
+            Isa::Avx2Fma(cpu) | Isa::Avx512F(cpu, _) if blocked => DepthwiseKernel::Avx2FmaF32(cpu),
             Isa::Avx2Fma(cpu) | Isa::Avx512F(cpu, _) => DepthwiseKernel::Avx2Fma(cpu),
             Isa::Portable | Isa::Reference => DepthwiseKernel::Portable,
         }

@@ -13,6 +13,19 @@
 //! units busy. Measured on 112×112×32 (1 thread), 2 × 4 ran at 13.5 GMAC/s
 //! against 6.5 for 8 × 1 and 4.9 for the generic kernel (AVX2).
 //!
+//! Rows of 3 taps at stride 1 and dilation 1 (every 3×3 stride-1 depthwise
+//! layer of MobileNet) run their interior pixels as sliding windows instead
+//! ([`Row::slide`]): per kernel row, the weights of a register tile are
+//! loaded once, and each input column once for all the pixels that read it
+//! (up to three), so that a tile of 8 pixels loads 10 input vectors per kernel
+//! row instead of 24. Against the tap-by-tap tiles, on the AMD EPYC Zen 4
+//! (family 25, model 17; 1 thread, the two taking turns, median of the
+//! per-pair ratios over 500 pairs): 112×112×32 0.71× the time (AVX-512) and
+//! 0.65× (AVX2), 56×56×128 0.70× and 0.77×, 28×28×256 0.76× and 0.86×,
+//! 14×14×512 0.84× (AVX-512; 1.00× AVX2), 7×7×960 0.87× (AVX-512). At stride 2
+//! the windows share a third as many columns, and measured slower than the
+//! tiles (17 against 21 GMAC/s on 56×56×128), so those rows keep the tiles.
+//!
 //! Interior pixels (every tap inside the image, horizontally) go through the
 //! blocked loop; a border pixel runs the same register tiles, one pixel wide,
 //! over the contiguous range of taps that land inside the row (the padding
@@ -33,17 +46,17 @@ use crate::activation::Activation;
 use crate::geometry::AxisGeometry;
 
 /// Whether this kernel is the one to plan for `channels` channels with
-/// multiplier `multiplier` (its AVX-512 build if `wide`): multiplier 1 and
-/// fewer than 512 channels (AVX2) or 1024 (AVX-512). With many channels (a
-/// pixel 2 KiB or more from the next) the input columns of a register block
-/// fall into the same few L1 sets and evict each other; the generic kernel,
-/// which streams each tap along whole rows, measured up to 2× faster there on
-/// the AMD EPYC (7×7×1024: 0.074 vs 0.149 ms, AVX2). On the Intel Xeon
-/// (model 167) the AVX-512 build is faster at 512 channels (14×14×512:
-/// 0.063–0.069 ms against the generic kernel's 0.091–0.101) and even at 1024
-/// (0.044–0.047 against 0.046–0.047).
-pub(crate) fn suits(channels: usize, multiplier: usize, wide: bool) -> bool {
-    multiplier == 1 && channels < if wide { 1024 } else { 512 }
+/// multiplier `multiplier` (either build): multiplier 1 and fewer than 1024
+/// channels. At 1024 channels (a pixel 4 KiB from the next) the input columns
+/// of a register block fall into the same L1 set and evict each other; the
+/// generic kernel, which streams each tap along whole rows, is faster there.
+/// Measured on the AMD EPYC Zen 4 (family 25, model 17; 1 thread, medians
+/// of 500 forwards, in runs minutes apart): 7×7×1024 0.050–0.061 ms generic
+/// against 0.074 (AVX-512) and 0.106 (AVX2) blocked; 14×14×1024 0.166 against
+/// 0.186 (AVX-512). Below that the blocked kernel wins in both builds:
+/// 14×14×512 0.079 ms (AVX2 blocked) against 0.106 (generic).
+pub(crate) fn suits(channels: usize, multiplier: usize) -> bool {
+    multiplier == 1 && channels < 1024
 }
 
 pub(crate) use super::simd::RowIsa;
@@ -275,6 +288,145 @@ mod body {
             }
         }
 
+        /// Pixels ox..ox+P (interior) of a row with horizontal stride `ST`,
+        /// dilation 1 and `K` taps a kernel row, channels cb..cb+LANES·V,
+        /// as a sliding window: per kernel row the K·V weight vectors are
+        /// loaded once, and each of the (P − 1)·ST + K input columns the P
+        /// pixels read is loaded once and feeds every pixel it falls under
+        /// (up to K), where [`tile`](Self::tile) loads an input vector for
+        /// each tap of each pixel. Per pixel the FMAs still run in (ky, kx)
+        /// order: input column j reaches pixel q at tap j − q·ST, which
+        /// grows with j. So the bits are those of `tile`.
+        ///
+        /// # Safety
+        /// As [`tile`](Self::tile); the row's horizontal stride is `ST`, its
+        /// dilation 1 and its kernel width `K`.
+        #[inline(always)]
+        unsafe fn slide<
+            S: Simd,
+            const P: usize,
+            const V: usize,
+            const K: usize,
+            const ST: usize,
+        >(
+            &self,
+            ox: usize,
+            cb: usize,
+            lanes: Lanes<S>,
+            out: *mut f32,
+        ) {
+            let (c, l) = (self.c, S::LANES);
+            // SAFETY: as the function's contract: columns ox·ST − pad ..
+            // (ox + P − 1)·ST + K − pad are inside the row.
+            unsafe {
+                let mut init = [S::zero(); V];
+                for (v, i) in init.iter_mut().enumerate() {
+                    *i = self.init(lanes, cb + l * v);
+                }
+                let mut acc = [init; P];
+                let ix0 = ox * ST - self.cols.pad_before;
+                for r in 0..self.rows {
+                    let xr = self.x.add(r * self.row_step + ix0 * c + cb);
+                    let wr = self.weight.add(r * K * c + cb);
+                    let mut w = [[S::zero(); V]; K];
+                    for (kx, w) in w.iter_mut().enumerate() {
+                        for (v, w) in w.iter_mut().enumerate() {
+                            *w = lanes.load(wr.add(kx * c + l * v));
+                        }
+                    }
+                    for j in 0..(P - 1) * ST + K {
+                        for v in 0..V {
+                            let x = lanes.load(xr.add(j * c + l * v));
+                            for (q, a) in acc.iter_mut().enumerate() {
+                                // Tap j − q·ST of pixel q, when it is one.
+                                if j >= q * ST && j - q * ST < K {
+                                    a[v] = S::fma(x, w[j - q * ST][v], a[v]);
+                                }
+                            }
+                        }
+                    }
+                }
+                for (j, a) in acc.into_iter().enumerate() {
+                    for (v, a) in a.into_iter().enumerate() {
+                        let o = out.add((ox + j) * c + cb + l * v);
+                        lanes.store(o, S::activate(self.activation, a));
+                    }
+                }
+            }
+        }
+
+        /// [`slide`](Self::slide) over the channels `self.channels`: tiles of
+        /// LANES·V channels, then single masked vectors for the rest.
+        ///
+        /// # Safety
+        /// As [`slide`](Self::slide), for those channels.
+        #[inline(always)]
+        unsafe fn slide_block<
+            S: Simd,
+            const P: usize,
+            const V: usize,
+            const K: usize,
+            const ST: usize,
+        >(
+            &self,
+            ox: usize,
+            out: *mut f32,
+        ) {
+            let ((c0, c1), l) = (self.channels, S::LANES);
+            let mut cb = c0;
+            // SAFETY: every tile's channels are below c1 ≤ c.
+            unsafe {
+                while cb + l * V <= c1 {
+                    self.slide::<S, P, V, K, ST>(ox, cb, Lanes::new(l), out);
+                    cb += l * V;
+                }
+                while cb < c1 {
+                    self.slide::<S, P, 1, K, ST>(ox, cb, Lanes::new(c1 - cb), out);
+                    cb += l;
+                }
+            }
+        }
+
+        /// Pixels lo..hi of a row with `K` taps, stride `ST` and dilation 1:
+        /// sliding windows of P pixels, then of 4, 2 and 1 for the rest.
+        ///
+        /// # Safety
+        /// As [`interior`](Self::interior), for such a row.
+        #[inline(always)]
+        unsafe fn slides<
+            S: Simd,
+            const P: usize,
+            const V: usize,
+            const K: usize,
+            const ST: usize,
+        >(
+            &self,
+            lo: usize,
+            hi: usize,
+            out: *mut f32,
+        ) {
+            let mut ox = lo;
+            // SAFETY: each block covers pixels within lo..hi.
+            unsafe {
+                while ox + P <= hi {
+                    self.slide_block::<S, P, V, K, ST>(ox, out);
+                    ox += P;
+                }
+                if P > 4 && ox + 4 <= hi {
+                    self.slide_block::<S, 4, V, K, ST>(ox, out);
+                    ox += 4;
+                }
+                if P > 2 && ox + 2 <= hi {
+                    self.slide_block::<S, 2, V, K, ST>(ox, out);
+                    ox += 2;
+                }
+                while ox < hi {
+                    self.slide_block::<S, 1, V, K, ST>(ox, out);
+                    ox += 1;
+                }
+            }
+        }
+
         /// Pixels ox..ox+P, channels `self.channels`, taps `taps` of each
         /// kernel row: tiles of LANES·V channels, then single masked vectors
         /// for the rest.
@@ -343,8 +495,21 @@ mod body {
         unsafe fn interior<S: Simd>(&self, lo: usize, hi: usize, out: *mut f32) {
             let l = S::LANES;
             let width = self.channels.1 - self.channels.0;
-            // SAFETY: each block covers pixels within lo..hi.
+            let (k, stride) = (self.kw, self.cols.stride);
+            // SAFETY: each block covers pixels within lo..hi; the sliding
+            // windows run only on rows of their kernel width, stride and
+            // dilation 1.
             unsafe {
+                if k == 3 && self.cols.dilation == 1 && stride == 1 {
+                    // Accumulators P·V and weights 3·V in registers: 16 + 6
+                    // of AVX-512's 32, 8 + 6 of AVX2's 16.
+                    match (width.is_multiple_of(2 * l), l == 16) {
+                        (true, true) => self.slides::<S, 8, 2, 3, 1>(lo, hi, out),
+                        (true, false) => self.slides::<S, 4, 2, 3, 1>(lo, hi, out),
+                        (false, _) => self.slides::<S, 8, 1, 3, 1>(lo, hi, out),
+                    }
+                    return;
+                }
                 if width.is_multiple_of(4 * l) {
                     self.blocks::<S, 2, 4>(lo, hi, out);
                 } else if width.is_multiple_of(2 * l) {

@@ -48,12 +48,12 @@ impl Avx512F {
 
 /// Whether the blocked f32 depthwise kernel is the one to plan (see
 /// `depthwise_f32::suits`; false off x86-64, where it does not exist).
-pub(crate) fn depthwise_f32_suits(channels: usize, multiplier: usize, wide: bool) -> bool {
+pub(crate) fn depthwise_f32_suits(channels: usize, multiplier: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
-    return depthwise_f32::suits(channels, multiplier, wide);
+    return depthwise_f32::suits(channels, multiplier);
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (channels, multiplier, wide);
+        let _ = (channels, multiplier);
         false
     }
 }
