@@ -20,11 +20,13 @@
 //! (up to three), so that a tile of 8 pixels loads 10 input vectors per kernel
 //! row instead of 24. Against the tap-by-tap tiles, on the AMD EPYC Zen 4
 //! (family 25, model 17; 1 thread, the two taking turns, median of the
-//! per-pair ratios over 500 pairs): 112×112×32 0.71× the time (AVX-512) and
-//! 0.65× (AVX2), 56×56×128 0.70× and 0.77×, 28×28×256 0.76× and 0.86×,
-//! 14×14×512 0.84× (AVX-512; 1.00× AVX2), 7×7×960 0.87× (AVX-512). At stride 2
-//! the windows share a third as many columns, and measured slower than the
-//! tiles (17 against 21 GMAC/s on 56×56×128), so those rows keep the tiles.
+//! per-pair ratios over 500 pairs), AVX-512 and AVX2 builds: 112×112×32
+//! 0.65× and 0.59× the time, 56×56×128 0.67× and 0.78×, 28×28×256 0.75× and
+//! 0.88×, 7×7×960 0.85× and 0.86×, 112×112×96 0.73× and 0.65×. At 512 channels
+//! AVX-512 gains 2–9% and AVX2 loses 6–16%, so the AVX2 build keeps the tiles
+//! from 512 channels. At stride 2 the windows share a third as many columns,
+//! and measured slower than the tiles (17 against 21 GMAC/s on 56×56×128), so
+//! those rows keep the tiles too.
 //!
 //! Interior pixels (every tap inside the image, horizontally) go through the
 //! blocked loop; a border pixel runs the same register tiles, one pixel wide,
@@ -500,7 +502,10 @@ mod body {
             // windows run only on rows of their kernel width, stride and
             // dilation 1.
             unsafe {
-                if k == 3 && self.cols.dilation == 1 && stride == 1 {
+                // AVX2 keeps the tiles from 512 channels, where the windows measured
+                // slower (14×14×512: 1.06–1.16× the time).
+                let slides = k == 3 && self.cols.dilation == 1 && stride == 1;
+                if slides && (l == 16 || self.c < 512) {
                     // Accumulators P·V and weights 3·V in registers: 16 + 6
                     // of AVX-512's 32, 8 + 6 of AVX2's 16.
                     match (width.is_multiple_of(2 * l), l == 16) {
