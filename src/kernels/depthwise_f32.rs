@@ -52,11 +52,12 @@ use crate::geometry::AxisGeometry;
 /// channels. At 1024 channels (a pixel 4 KiB from the next) the input columns
 /// of a register block fall into the same L1 set and evict each other; the
 /// generic kernel, which streams each tap along whole rows, is faster there.
-/// Measured on the AMD EPYC Zen 4 (family 25, model 17; 1 thread, medians
-/// of 500 forwards, in runs minutes apart): 7×7×1024 0.050–0.061 ms generic
-/// against 0.074 (AVX-512) and 0.106 (AVX2) blocked; 14×14×1024 0.166 against
-/// 0.186 (AVX-512). Below that the blocked kernel wins in both builds:
-/// 14×14×512 0.079 ms (AVX2 blocked) against 0.106 (generic).
+/// Measured on the AMD EPYC Zen 4 (family 25, model 17; medians of 500
+/// forwards): at 2 threads, 7×7×1024 0.050–0.061 ms generic against 0.074
+/// (AVX-512) and 0.106 (AVX2) blocked, and 14×14×1024 0.166 against 0.186
+/// (AVX-512); below 1024 the blocked kernel wins in both builds, 14×14×512
+/// at 1 thread 0.060–0.069 ms (AVX2 blocked) against 0.073–0.092 (generic),
+/// three runs of each build taking turns.
 pub(crate) fn suits(channels: usize, multiplier: usize) -> bool {
     multiplier == 1 && channels < 1024
 }
