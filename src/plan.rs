@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
 use crate::Float;
 use crate::activation::Activation;
@@ -126,15 +126,30 @@ impl GemmKernel {
         }
     }
 
+    /// The scratch [`packed`](Self::packed) wants for `m` contiguous rows of
+    /// `k` values: room for a copy of them at a stride that does not alias
+    /// in L1 (see `gemm_f32::staged_lda`), or 0.
+    pub(crate) fn staging_len(&self, m: usize, k: usize) -> Result<usize> {
+        match (self, gemm_f32::staged_lda(k)) {
+            (GemmKernel::Portable, _) | (_, None) => Ok(0),
+            (_, Some(lda)) => crate::layer::alloc_len::<f32>("GEMM staging copy", &[m, lda]),
+        }
+    }
+
     /// Runs `c = act(a · w + bias)` with the packed kernel when this plan has
     /// one and it takes these views (unit column strides, non-negative row
     /// strides); returns `c` back otherwise, untouched, for the portable GEMM.
+    /// Rows of `a` whose stride aliases in L1 are first copied into `stage`
+    /// at a stride that does not, when it has the
+    /// [`staging_len`](Self::staging_len) for them (else read in place);
+    /// either way the results are the same.
     pub(crate) fn packed<'c, F: Float>(
         &self,
         a: ArrayView2<'_, F>,
         c: ArrayViewMut2<'c, F>,
         act: Activation,
         parallel: bool,
+        stage: &mut [F],
     ) -> std::result::Result<(), ArrayViewMut2<'c, F>> {
         if matches!(self, GemmKernel::Portable)
             || !gemm_f32::takes(a.strides(), c.strides(), a.ncols(), c.ncols())
@@ -143,6 +158,16 @@ impl GemmKernel {
         }
         let c = cast::view2_mut::<F, f32>(c)?;
         let a = cast::view2::<F, f32>(a).expect("planned for f32");
+        let (m, k) = a.dim();
+        let staged = gemm_f32::staged_lda(a.strides()[0].max(0) as usize).and_then(|lda| {
+            let len = m.checked_mul(lda)?;
+            let buf = cast::slice_mut::<F, f32>(stage.get_mut(..len)?)?;
+            ArrayViewMut2::from_shape((m, k).strides((lda, 1)), &mut *buf)
+                .ok()?
+                .assign(&a);
+            ArrayView2::from_shape((m, k).strides((lda, 1)), &*buf).ok()
+        });
+        let a = staged.unwrap_or(a);
         match self {
             GemmKernel::Avx2FmaF32 { cpu, packed } => {
                 gemm_f32::gemm(*cpu, a, packed, c, act, parallel)

@@ -144,11 +144,22 @@ impl<F: Float> Layer<F> for PointwiseConv2d<F> {
             ))
     }
 
+    /// Room for a copy of the input at a padded row stride, when its rows
+    /// would alias in L1 (`C_in` a multiple of 1024 f32s; see the GEMM's
+    /// `staged_lda`); else nothing.
+    fn scratch_len(&self, input: [usize; 4]) -> Result<usize> {
+        let [n, h, w, _] = Layer::output_shape(self, input)?;
+        match self.plan.kernel() {
+            Ok(Some(gemm)) => gemm.staging_len(n * h * w, self.in_channels()),
+            _ => Ok(0),
+        }
+    }
+
     fn forward_with_scratch(
         &self,
         x: ArrayView4<'_, F>,
         out: ArrayViewMut4<'_, F>,
-        _scratch: &mut [F],
+        scratch: &mut [F],
     ) -> Result<()> {
         let shape = Layer::output_shape(self, super::dims4(x.shape()))?;
         check_output("PointwiseConv2d output", out.shape(), shape)?;
@@ -170,6 +181,7 @@ impl<F: Float> Layer<F> for PointwiseConv2d<F> {
                 rows,
                 self.core.bias.as_ref(),
                 self.core.activation,
+                scratch,
             );
             Ok(())
         })
@@ -185,7 +197,8 @@ impl<F: Float> Layer<F> for PointwiseConv2d<F> {
 /// in place, `out` the standard-layout `(N·H·W) × C_out` rows; split over
 /// threads by rows. `gemm` is the planned kernel: a packed one runs when the
 /// input's rows can be read in place with unit stride, the portable GEMM on
-/// `w` otherwise.
+/// `w` otherwise. `stage` is scratch for [`GemmKernel::packed`] (its
+/// `staging_len`, or anything shorter to read the input in place).
 pub(crate) fn gemm_nhwc<F: Float>(
     x: ArrayView4<'_, F>,
     w: ArrayView2<'_, F>,
@@ -193,12 +206,13 @@ pub(crate) fn gemm_nhwc<F: Float>(
     out: ArrayViewMut2<'_, F>,
     bias: Option<&Array1<F>>,
     act: Activation,
+    stage: &mut [F],
 ) {
     let [n, h, wd, c] = super::dims4(x.shape());
     let m = n * h * wd;
     let merged = x.into_shape_with_order((m, c)).ok();
     let out = match &merged {
-        Some(x2) => match gemm.packed(x2.view(), out, act, true) {
+        Some(x2) => match gemm.packed(x2.view(), out, act, true, stage) {
             Ok(()) => return,
             Err(out) => out,
         },

@@ -264,6 +264,7 @@ impl<F: Float> Conv2d<F> {
                     out2,
                     self.core.bias.as_ref(),
                     self.core.activation,
+                    &mut [],
                 ),
                 ConvKernel::Direct(isa) => return self.direct(*isa, x, g, out2),
                 ConvKernel::Im2col(gemm) => return self.im2col_gemm(gemm, x, g, out2, scratch),
@@ -385,7 +386,10 @@ impl<F: Float> Conv2d<F> {
                     }
                     // Ungrouped and planned: the fast kernel, bias and activation fused.
                     let act = self.core.activation;
-                    if gemm.packed(col.view(), oc.view_mut(), act, false).is_ok() {
+                    if gemm
+                        .packed(col.view(), oc.view_mut(), act, false, &mut [])
+                        .is_ok()
+                    {
                         break;
                     }
                     let cols = s![.., group * cout_g..(group + 1) * cout_g];

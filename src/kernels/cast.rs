@@ -36,6 +36,13 @@ pub(crate) fn slice<F: 'static, G: 'static>(s: &[F]) -> Option<&[G]> {
     same::<F, G>().then(|| unsafe { identity::<&[F], &[G]>(s) })
 }
 
+/// `s` as a `&mut [G]` when `F` is `G`.
+#[inline]
+pub(crate) fn slice_mut<F: 'static, G: 'static>(s: &mut [F]) -> Option<&mut [G]> {
+    // SAFETY: F is G, checked first.
+    same::<F, G>().then(|| unsafe { identity::<&mut [F], &mut [G]>(s) })
+}
+
 /// `v` as a view of `G` when `F` is `G`.
 #[inline]
 pub(crate) fn view2<'a, F: 'static, G: 'static>(v: ArrayView2<'a, F>) -> Option<ArrayView2<'a, G>> {
@@ -69,6 +76,8 @@ mod tests {
         assert!(view2::<f32, f64>(a.view()).is_none());
         assert_eq!(slice::<f32, f32>(&[1.0, 2.0]).unwrap(), &[1.0, 2.0]);
         assert!(slice::<f64, f32>(&[1.0]).is_none());
+        assert_eq!(slice_mut::<f32, f32>(&mut [1.0]).unwrap(), &[1.0]);
+        assert!(slice_mut::<f64, f32>(&mut [1.0]).is_none());
         let mut b = Array2::<f64>::zeros((2, 2));
         assert!(view2_mut::<f64, f32>(b.view_mut()).is_err());
         view2_mut::<f64, f64>(b.view_mut()).unwrap()[[1, 1]] = 3.0;
