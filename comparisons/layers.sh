@@ -48,8 +48,10 @@ WORK=$OUT/layers/$MODEL
 phase() { printf '\n== %s (%ds so far)\n' "$1" "$SECONDS"; }
 
 cpu=$(grep -m1 "model name" /proc/cpuinfo | sed 's/^[^:]*: *//' || true)
-isa=$(grep -m1 -ow -e avx512f /proc/cpuinfo || true)
-printf 'CPU: %s (AVX-512F: %s; %s logical cores)\n' "${cpu:-unknown}" "${isa:+yes}${isa:-no}" "$(nproc)"
+avx512=no
+if grep -qw avx512f /proc/cpuinfo; then avx512=yes; fi
+printf 'CPU: %s (AVX-512F: %s; %s logical cores; load average %s)\n' "${cpu:-unknown}" "$avx512" "$(nproc)" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'model %s, threads %s, %s passes of %s runs (ONNX Runtime after %s warm-ups)\n' \
     "$MODEL" "$THREADS" "$PASSES" "$RUNS" "$WARMUP"
 

@@ -12,7 +12,8 @@ exit status 1); then --warmup runs, then --runs timed runs. From the trace
 `end_profiling()` writes, each node's kernel times (the `"cat": "Node"`
 events named `<node>_kernel_time`) are kept run by run: the run a node
 event belongs to is the `model_run` event that holds it in time. Writes
---json {"threads", "runs", "max_rel_diff", "model_run_us": [...],
+--json {"threads", "runs", "max_rel_diff", "loadavg_1min" (at the start),
+"model_run_us": [...],
 "nodes": [{"name", "op", "us": [...]}]}; the trace itself is deleted.
 
 `table`: reads the passes that layers.sh wrote, sepconv's (`cargo run
@@ -92,6 +93,7 @@ def profiled_session(path, threads, prefix):
 
 
 def profile(args):
+    load = os.getloadavg()[0]
     x = np.load(args.input)
     ref = np.load(args.expected)
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,6 +136,7 @@ def profile(args):
         "runs": args.runs,
         "warmup": args.warmup,
         "max_rel_diff": rel,
+        "loadavg_1min": load,
         "model_run_us": [r["dur"] for r in runs],
         "nodes": list(nodes.values()),
     }
@@ -252,7 +255,11 @@ def table(args):
     isa = cpu.get("x86") or {}
     isa_text = ", ".join(k for k in ("avx2", "fma", "avx512f") if isa.get(k)) or "no AVX2"
     print(f"CPU: {cpu.get('model') or 'unknown'} ({isa_text}; {cpu.get('logical_cores')} logical cores)")
-    print(f"ONNX Runtime {orr[0]['version']}; sepconv's and ONNX Runtime's runs per pass: {first['runs']} and {orr[0]['runs']}")
+    loads = [o["loadavg_1min"] for o in orr]
+    print(
+        f"ONNX Runtime {orr[0]['version']}; sepconv's and ONNX Runtime's runs per pass: {first['runs']} and {orr[0]['runs']}; "
+        f"1-minute load average {min(loads):.1f} to {max(loads):.1f} at the passes' start"
+    )
 
     for threads, passes in sorted(by_threads.items()):
         # Per pass: per layer (sepconv ms -> us, ORT us), per part kind (ORT).
@@ -352,8 +359,8 @@ def table(args):
         model_run = min(p["ort_model_run_us"] for p in per_pass)
         rels = [p["max_rel_diff"] for p in per_pass]
         print(
-            f"\nONNX Runtime's whole profiled run (model_run): best median {model_run / 1e3:.2f} ms, "
-            f"its kernels' sum {total['onnxruntime_us'] / 1e3:.2f} ms. "
+            f"\nONNX Runtime's whole profiled run (its model_run events): best median {model_run / 1e3:.2f} ms, "
+            f"against {total['onnxruntime_us'] / 1e3:.2f} ms in its kernels (the rest is between and around them). "
             f"Agreement with sepconv's logits, max |diff| / max |ref|: {max(rels):.1e} (worst pass)."
         )
         if orphans:
