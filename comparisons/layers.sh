@@ -15,8 +15,8 @@
 # `ort_layers.py table` maps ONNX Runtime's (fused) nodes onto sepconv's
 # layers by name and prints a markdown table per thread count: one row per
 # layer (output shape, mult-adds, each engine's time and GMAC/s, the ratio
-# sepconv / ONNX Runtime) and subtotals (stem, all depthwise, all pointwise
-# 1x1, for v2 all inverted residual blocks, classifier, total); a cell is
+# sepconv / ONNX Runtime) and subtotals (stem, for v2 all inverted residual
+# blocks, all depthwise, all pointwise 1x1, classifier, total); a cell is
 # the best of the pass values and the ratio the median over passes of the
 # ratio within a pass (as in run.sh). The tables also go to
 # comparisons/out/layers_<model>.md, everything with the pass data to

@@ -19,9 +19,9 @@ event belongs to is the `model_run` event that holds it in time. Writes
 `table`: reads the passes that layers.sh wrote, sepconv's (`cargo run
 --example mobilenet -- --profile --json`: per layer the median over its runs)
 and ONNX Runtime's (the `profile` step's), and prints one markdown table per
-thread count, with a row per sepconv layer and subtotals: the stem, all
-depthwise layers, all pointwise 1x1 layers, (v2) all inverted residual
-blocks, the classifier (with the pooling before it), total. --json writes
+thread count, with a row per sepconv layer and subtotals: the stem, (v2)
+all inverted residual blocks, all depthwise layers (v1), all pointwise 1x1
+layers (v1; v2: Conv_1), the classifier (with the pooling before it), total. --json writes
 everything, raw medians per pass included.
 
 Mapping ONNX Runtime's nodes onto sepconv's layers. At ORT_ENABLE_ALL ONNX
@@ -282,6 +282,7 @@ def table(args):
                     "ort_kind_us": ort_kind,
                     "ort_model_run_us": med(o["model_run_us"]),
                     "max_rel_diff": o["max_rel_diff"],
+                    "loadavg_1min": o["loadavg_1min"],
                 }
             )
 
@@ -305,16 +306,18 @@ def table(args):
             c = cell([l["name"]], l["mult_adds"] * batch)
             c.update({"layer": l["name"], "output": l["output"], "group": groups[l["name"]]})
             rows.append(c)
+        def several(what):
+            return lambda n, ms: f"the {what} {ms[0]}" if n == 1 else f"all {n} {what}s"
+
         labels = {
             "stem": lambda n, ms: f"stem ({', '.join(ms)})",
-            "depthwise": lambda n, ms: f"all {plural(n, 'depthwise layer', 'depthwise layers')}",
-            "pointwise": lambda n, ms: f"all {plural(n, 'pointwise 1×1 layer', 'pointwise 1×1 layers')}"
-            + (f" ({', '.join(ms)})" if n == 1 else ""),
-            "block": lambda n, ms: f"all {plural(n, 'inverted residual block', 'inverted residual blocks')}",
+            "depthwise": several("depthwise layer"),
+            "pointwise": several("pointwise 1×1 layer"),
+            "block": several("inverted residual block"),
             "classifier": lambda n, ms: "classifier (pooling + 1×1 conv)",
         }
         subtotals = []
-        for g in ("stem", "depthwise", "pointwise", "block", "classifier"):
+        for g in ("stem", "block", "depthwise", "pointwise", "classifier"):
             members = [l for l in names if groups[l] == g]
             if members:
                 macs = sum(r["mult_adds"] for r in rows if r["layer"] in members)
