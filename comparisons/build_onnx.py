@@ -15,6 +15,12 @@ separable pair. ONNX is NCHW, so:
 - BatchNorm stays a BatchNormalization node (epsilon 1e-3), so each engine
   folds it itself; ReLU6 is Clip(0, 6); the head is GlobalAveragePool, a 1x1
   Conv with bias, and Flatten to logits [N, classes];
+- every node's name starts with the sepconv layer it belongs to, up to the
+  first `/` (`Conv2d_3_pointwise`, `expanded_conv_4/depthwise`,
+  `Logits/AvgPool`; BatchNorm nodes have the scope before it,
+  `MobilenetV1/Conv2d_3_pointwise/BatchNorm`), and so does every tensor a
+  node writes: ort_layers.py maps ONNX Runtime's profile onto sepconv's
+  layers by these names (a fused node is named after a tensor it writes);
 - MobileNetV2's blocks are read off the tensor names (an `expand` conv or
   not, the depthwise stride from the table below), their projections have no
   Clip, and a block that keeps its stride and width ends in an Add of its
@@ -153,8 +159,10 @@ def mobilenet(name, tensors, x_nhwc):
 
 def head(g, y, tensors, scope, n, side):
     """Global average pooling, the 1x1 classifier with bias, Flatten."""
-    pooled = g.fresh("AvgPool")
-    g.nodes.append(helper.make_node("GlobalAveragePool", [y], [pooled], name="AvgPool"))
+    # Named under Logits: sepconv's profile counts the pooling in the
+    # classifier's row, and ort_layers.py maps nodes to layers by name.
+    pooled = g.fresh("Logits/AvgPool")
+    g.nodes.append(helper.make_node("GlobalAveragePool", [y], [pooled], name="Logits/AvgPool"))
     w = tensors[f"{scope}/Logits/Conv2d_1c_1x1/weights"]
     b = tensors[f"{scope}/Logits/Conv2d_1c_1x1/biases"]
     y, _ = g.conv(pooled, "Logits/Conv2d_1c_1x1", hwio_to_oihw(w), 1, 1, bias=b)

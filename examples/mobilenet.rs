@@ -6,6 +6,7 @@
 //! cargo run --release --example mobilenet -- --version 2 --classes 1001 --json
 //! cargo run --release --example mobilenet -- --variant full-conv --json
 //! cargo run --release --example mobilenet -- --threads 1 --profile   # time per layer
+//! cargo run --release --example mobilenet -- --threads 1 --profile --json   # the same as JSON
 //! cargo run --release --example mobilenet -- --threads 2 --scaling   # 1 vs 2 threads
 //! ```
 
@@ -33,7 +34,9 @@ usage: cargo run --release --example mobilenet -- [OPTIONS]
   --threads T          rayon threads (default 0: all cores)
   --runs N             timed forward passes after one warm-up (default 10)
   --seed S             weight seed (default 0)
-  --profile            time each layer (median over the runs) instead of the cost table
+  --profile            time each layer (median over the runs) instead of the cost table;
+                       with --json: each layer's name, output, mult-adds and median ms,
+                       and the CPU (comparisons/layers.sh reads it)
   --scaling            time each layer and the forward with 1 thread and with --threads T
                        (default: all cores), alternating run by run, and print the speed-ups
   --markdown           print the table as markdown
@@ -193,7 +196,7 @@ fn go<C: Architecture>(config: C, meta: Meta, o: Opts) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     if profile {
-        return pool.install(|| per_layer(config, batch, runs, seed));
+        return pool.install(|| per_layer(config, &meta, batch, runs, seed, json));
     }
     pool.install(|| report(config, &meta, batch, runs, seed, json, markdown))
 }
@@ -205,13 +208,20 @@ fn input<C: Architecture>(net: &MobileNet<f32, C>, batch: usize) -> Array4<f32> 
     })
 }
 
+/// A profiled layer: name, output `[H, W, C]` and mult-adds for a batch of one.
+type Row = (String, [usize; 3], u64);
+
+/// `H×W×C`, as the tables print an output shape.
+fn hwc([h, w, c]: &[usize; 3]) -> String {
+    format!("{h}×{w}×{c}")
+}
+
 /// The layers of the network as it runs (v1: each conv; v2: the stem, each
-/// inverted residual block, `Conv_1`), the pooling with the classifier:
-/// name, output `H×W×C` and mult-adds for a batch of one.
-fn rows<C: Architecture>(net: &MobileNet<f32, C>) -> Result<Vec<(String, String, u64)>, String> {
+/// inverted residual block, `Conv_1`), the pooling with the classifier.
+fn rows<C: Architecture>(net: &MobileNet<f32, C>) -> Result<Vec<Row>, String> {
     let e = |e: sepconv::Error| e.to_string();
     let mut shape = net.input_shape(1);
-    let mut rows: Vec<(String, String, u64)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     for (name, layer) in net.network().layers() {
         let cost = layer.cost(shape).map_err(e)?.mult_adds;
         shape = layer.output_shape(shape).map_err(e)?;
@@ -220,7 +230,7 @@ fn rows<C: Architecture>(net: &MobileNet<f32, C>) -> Result<Vec<(String, String,
             // The pooling's time is in the classifier's row.
             rows.pop();
         }
-        rows.push((name.to_owned(), format!("{h}×{w}×{c}"), cost));
+        rows.push((name.to_owned(), [h, w, c], cost));
     }
     if !net.config().include_top() {
         rows.pop();
@@ -228,12 +238,42 @@ fn rows<C: Architecture>(net: &MobileNet<f32, C>) -> Result<Vec<(String, String,
     Ok(rows)
 }
 
-/// Prints each layer's median time over `runs` profiled forwards.
+/// This machine's CPU as the JSON reports it: the model name of Linux's
+/// `/proc/cpuinfo` (null elsewhere) and the x86 vector extensions that
+/// decide which kernels run (null off x86-64).
+fn cpu_json() -> serde_json::Value {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, name)| name.trim().to_owned())
+        });
+    #[cfg(target_arch = "x86_64")]
+    let isa = serde_json::json!({
+        "avx2": std::is_x86_feature_detected!("avx2"),
+        "fma": std::is_x86_feature_detected!("fma"),
+        "avx512f": std::is_x86_feature_detected!("avx512f"),
+    });
+    #[cfg(not(target_arch = "x86_64"))]
+    let isa = serde_json::Value::Null;
+    serde_json::json!({
+        "model": model,
+        "logical_cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "x86": isa,
+    })
+}
+
+/// Prints each layer's median time over `runs` profiled forwards, as a
+/// table or (`json`) as one JSON object.
 fn per_layer<C: Architecture>(
     config: C,
+    meta: &Meta,
     batch: usize,
     runs: usize,
     seed: u64,
+    json: bool,
 ) -> Result<(), String> {
     let net = MobileNet::<f32, C>::seeded(&config, seed).map_err(|e| e.to_string())?;
     let summary = net.summary();
@@ -249,6 +289,40 @@ fn per_layer<C: Architecture>(
     }
     let medians: Vec<f64> = samples.into_iter().map(support::median_ms).collect();
     let total: f64 = medians.iter().sum();
+    if json {
+        let layers: Vec<_> = rows
+            .iter()
+            .zip(&medians)
+            .map(|((name, output, mult_adds), ms)| {
+                serde_json::json!({
+                    "name": name, "output": output, "mult_adds": mult_adds, "median_ms": ms,
+                })
+            })
+            .collect();
+        // The summary's rows: the convolutions inside each profiled layer
+        // (for v2 the expand, depthwise and project of each block).
+        let parts: Vec<_> = summary
+            .rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.spec.name, "kind": r.spec.kind.key(), "stride": r.spec.stride,
+                    "input": r.spec.input, "output": r.spec.output, "mult_adds": r.cost.mult_adds,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "version": meta.version, "alpha": meta.alpha, "resolution": config.resolution(),
+                "variant": meta.variant, "classes": meta.classes, "batch": batch,
+                "threads": rayon::current_num_threads(), "runs": runs, "seed": seed,
+                "cpu": cpu_json(), "mult_adds": summary.total.mult_adds,
+                "layers": layers, "sum_ms": total, "parts": parts,
+            })
+        );
+        return Ok(());
+    }
     println!(
         "{} {}, batch {batch}, {} thread(s), median of {runs} per layer\n",
         config.family(),
@@ -262,7 +336,8 @@ fn per_layer<C: Architecture>(
     for ((name, output, mult_adds), ms) in rows.iter().zip(&medians) {
         let macs = *mult_adds as f64 * batch as f64;
         println!(
-            "{name:<24} {output:>16} {mult_adds:>14} {ms:>9.3} {:>6.1}% {:>8.1}",
+            "{name:<24} {:>16} {mult_adds:>14} {ms:>9.3} {:>6.1}% {:>8.1}",
+            hwc(output),
             100.0 * ms / total,
             macs / (ms * 1e6)
         );
@@ -355,7 +430,8 @@ fn thread_scaling<C: Architecture>(
     );
     for (((name, output, _), a), b) in rows.iter().zip(&one).zip(&many) {
         println!(
-            "{name:<24} {output:>16} {a:>10.3} {b:>10.3} {:>8.2}×",
+            "{name:<24} {:>16} {a:>10.3} {b:>10.3} {:>8.2}×",
+            hwc(output),
             a / b
         );
     }
