@@ -22,8 +22,9 @@ is transposed and no pad is spelled out:
 
 Conversion takes seconds per network, so it runs at setup time only, and its
 results are cached: --cache/NAME-KEY.tflite, KEY a hash of this script, the
-TensorFlow version and the exported weight files (seeded, so the same from
-run to run). A cached model is copied, not converted again.
+TensorFlow version and the exported weights' names, shapes and values
+(seeded, so the same from run to run; not the files' bytes, whose header
+order varies). A cached model is copied, not converted again.
 
 Writes --out/NAME.tflite and --out/manifest.tsv: one line per model,
 `name<TAB>model<TAB>input<TAB>expected` (paths relative to the manifest; the
@@ -146,12 +147,22 @@ def tf_version():
 
 
 def cache_key(tf_version, files):
+    """A hash of this script, TensorFlow's version and the tensors in `files`.
+
+    Of the tensors, not the files' bytes: the export writes a safetensors
+    header's entries in no fixed order, so the same weights can come in
+    different bytes from run to run. Each tensor goes in by name, dtype,
+    shape and values, in name order.
+    """
     h = hashlib.sha256()
     h.update(Path(__file__).read_bytes())
     h.update(tf_version.encode())
     for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
+        tensors = load_file(str(f)) if f.suffix == ".safetensors" else {f.name: np.load(f)}
+        for name in sorted(tensors):
+            t = np.ascontiguousarray(tensors[name])
+            h.update(f"{f.name}/{name} {t.dtype.str} {t.shape}".encode())
+            h.update(t.tobytes())
     return h.hexdigest()[:16]
 
 
