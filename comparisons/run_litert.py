@@ -114,7 +114,7 @@ def main():
     doc = {
         "engine": "litert" if xnnpack else "litert-builtin",
         "version": importlib.metadata.version("ai-edge-litert"),
-        "path": "; ".join(sorted(paths)) + f", num_threads = {args.threads}",
+        "path": "; ".join(sorted(paths)),
         "results": results,
     }
     if args.json:
