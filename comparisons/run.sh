@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Side-by-side comparison of sepconv with ONNX Runtime, tract and candle, from
-# a fresh clone: creates comparisons/.venv with the pinned Python packages,
-# builds sepconv's examples and the tract and candle runners, exports seeded
-# MobileNets and the 14x14x512 layer from sepconv, builds ONNX graphs from them
-# (candle builds its networks from the exported tensors instead), checks every
-# engine's outputs against sepconv's (a mismatch stops the run), times all of
-# them at 1 and 2 threads, and prints one markdown table (also written to
-# comparisons/out/results.json), with each engine's share of this machine's
-# FMA peak (measured by comparisons/fma_peak.rs in every pass). Not part of CI.
+# Side-by-side comparison of sepconv with ONNX Runtime, tract, candle, LiteRT
+# (XNNPACK) and OpenVINO, from a fresh clone: creates comparisons/.venv with
+# the pinned Python packages, builds sepconv's examples and the tract and
+# candle runners, exports seeded MobileNets and the 14x14x512 layer from
+# sepconv, builds ONNX graphs from them (read by ONNX Runtime, tract and
+# OpenVINO; candle builds its networks from the exported tensors instead) and
+# TFLite models for LiteRT (converted by TensorFlow from the same tensors,
+# once: cached in comparisons/out/cache/), checks every engine's outputs
+# against sepconv's (a mismatch stops the run), times all of them at 1 and 2
+# threads, and prints one markdown table (also written to
+# comparisons/out/results.json), with the CPU, the path each engine ran and
+# each engine's share of this machine's FMA peak (measured by
+# comparisons/fma_peak.rs in every pass). Not part of CI.
 #
 # The timings run in PASSES passes (default 3). Within a pass each case (a
 # network or the layer, at one thread count) is timed by every engine back to
@@ -36,6 +40,21 @@ PYTHON=${PYTHON:-python3}
 
 phase() { printf '\n== %s (%ds so far)\n' "$1" "$SECONDS"; }
 
+phase "this machine"
+# The CPU and the ISA extensions the engines' kernels choose between.
+if [ -r /proc/cpuinfo ]; then
+    for key in "model name" "cpu family" "model" "stepping"; do
+        grep -m1 -P "^$key\s*:" /proc/cpuinfo || true
+    done
+    flags=" $(grep -m1 -P '^flags\s*:' /proc/cpuinfo | cut -d: -f2) "
+    isa=()
+    for f in avx avx2 fma f16c avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni avx512_bf16 avx512_fp16 avx_vnni amx_tile amx_bf16 amx_int8; do
+        if [[ $flags == *" $f "* ]]; then isa+=("$f"); else isa+=("no-$f"); fi
+    done
+    echo "ISA: ${isa[*]}"
+fi
+echo "cores: $(nproc)"
+
 phase "setup: Python venv ($VENV) with pinned packages"
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
@@ -55,8 +74,11 @@ cargo build --release --quiet --locked --manifest-path "$COMP/candle/Cargo.toml"
 CANDLE="$COMP/candle/target/release/sepconv-compare-candle"
 SETUP_SECONDS=$SECONDS
 
-rm -rf "$OUT"
-mkdir -p "$OUT/data" "$OUT/onnx" "$OUT/raw"
+# Everything of a previous run goes but the cache of converted TFLite models
+# (keyed by the weights and the converter, so a stale one is never used).
+mkdir -p "$OUT"
+find "$OUT" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +
+mkdir -p "$OUT/data" "$OUT/onnx" "$OUT/tflite" "$OUT/raw" "$OUT/cache/tflite"
 
 phase "setup: rustc -O comparisons/fma_peak.rs (this core's FMA peak, for the share-of-peak table)"
 rustc --edition 2024 -O -o "$OUT/fma_peak" "$COMP/fma_peak.rs"
@@ -69,6 +91,11 @@ cargo run --release --quiet --example export -- --out "$OUT/data" "${model_args[
 phase "build ONNX graphs"
 "$PY" "$COMP/build_onnx.py" --data "$OUT/data" --out "$OUT/onnx"
 
+phase "build TFLite models for LiteRT (TensorFlow's converter; cached in $OUT/cache/tflite)"
+convert_start=$SECONDS
+"$PY" "$COMP/build_tflite.py" --data "$OUT/data" --out "$OUT/tflite" --cache "$OUT/cache/tflite"
+CONVERT_SECONDS=$((SECONDS - convert_start))
+
 # One manifest per case (a network, or the layer's two graphs), so that
 # every engine times a case right after the others: on this shared machine
 # the load moves within a minute, and engines timed seconds apart see nearly
@@ -78,6 +105,7 @@ for m in $MODELS; do CASES+=("mobilenet_$m"); done
 CASES+=("layer_14x14x512")
 for case in "${CASES[@]}"; do
     grep -P "^${case}(_[a-z]+)?\t" "$OUT/onnx/manifest.tsv" > "$OUT/onnx/manifest_$case.tsv"
+    grep -P "^${case}(_[a-z]+)?\t" "$OUT/tflite/manifest.tsv" > "$OUT/tflite/manifest_$case.tsv"
 done
 
 for pass in $(seq 1 "$PASSES"); do
@@ -111,11 +139,15 @@ for case in "${CASES[@]}"; do
             "$CANDLE" "$OUT/onnx/manifest_$case.tsv" --threads "$t" --runs "$RUNS" --warmup "$WARMUP" \
                 > "$RAW/candle_$tag.json"
         fi
+        "$PY" "$COMP/run_litert.py" --manifest "$OUT/tflite/manifest_$case.tsv" --threads "$t" \
+            --runs "$RUNS" --warmup "$WARMUP" --json "$RAW/litert_$tag.json" > /dev/null
+        "$PY" "$COMP/run_openvino.py" --manifest "$OUT/onnx/manifest_$case.tsv" --threads "$t" \
+            --runs "$RUNS" --warmup "$WARMUP" --json "$RAW/openvino_$tag.json" > /dev/null
     done
 done
 done
 
 phase "results"
 "$PY" "$COMP/compare.py" --raw "$OUT/raw" --json "$OUT/results.json"
-printf '\nsetup (venv, builds): %ds; export, checks and timings: %ds; total %ds\n' \
-    "$SETUP_SECONDS" "$((SECONDS - SETUP_SECONDS))" "$SECONDS"
+printf '\nsetup (venv, builds): %ds; TFLite conversion (0 when cached): %ds; export, other checks and timings: %ds; total %ds\n' \
+    "$SETUP_SECONDS" "$CONVERT_SECONDS" "$((SECONDS - SETUP_SECONDS - CONVERT_SECONDS))" "$SECONDS"

@@ -8,8 +8,9 @@ most --tol, else this exits with status 1 naming the graph), then the median
 of --runs timed runs after --warmup runs is taken. Only `session.run` is
 timed; the NCHW input is prepared beforehand.
 
-Prints, and writes to --json, {"engine", "version", "results": [{"case",
-"threads", "median_ms", "runs", "max_rel_diff"}]}.
+Prints, and writes to --json, {"engine", "version", "path", "results":
+[{"case", "threads", "median_ms", "runs", "max_rel_diff"}]}; "path" names
+the execution providers the sessions ran (`get_providers()`).
 """
 
 import argparse
@@ -49,13 +50,14 @@ def main():
     threads = [int(t) for t in args.threads.split(",")]
     root = args.manifest.parent
 
-    results, failures = [], []
+    results, failures, providers = [], [], set()
     for line in args.manifest.read_text().splitlines():
         name, graph, inp, expected = line.split("\t")
         x = np.load(root / inp)
         ref = np.load(root / expected)
         for t in threads:
             sess = session(root / graph, t)
+            providers.update(sess.get_providers())
             feed = {sess.get_inputs()[0].name: x}
             out = sess.get_outputs()[0].name
             got = sess.run([out], feed)[0]
@@ -77,7 +79,12 @@ def main():
 
     if failures:
         sys.exit("run_ort: outputs disagree with sepconv's:\n  " + "\n  ".join(failures))
-    doc = {"engine": "onnxruntime", "version": ort.__version__, "results": results}
+    doc = {
+        "engine": "onnxruntime",
+        "version": ort.__version__,
+        "path": ", ".join(sorted(providers)) + " (MLAS kernels, ISA picked at run time)",
+        "results": results,
+    }
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1) + "\n")
     print(json.dumps(doc))
