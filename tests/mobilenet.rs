@@ -305,6 +305,14 @@ fn safetensors_round_trip_and_corrupt_files() {
     let bytes = w.to_safetensors().unwrap();
     let back = MobileNetWeights::<f32>::from_safetensors(&bytes).unwrap();
     assert_eq!(back, w);
+    // The same weights give the same bytes (each serialization builds its
+    // metadata map afresh, with its own hash seed).
+    for _ in 0..8 {
+        assert!(
+            w.to_safetensors().unwrap() == bytes,
+            "safetensors bytes vary"
+        );
+    }
     // f64 files load into f32 networks and back.
     let w64 = MobileNetWeights::<f64>::from_safetensors(&bytes).unwrap();
     let back32 = MobileNetWeights::<f32>::from_safetensors(&w64.to_safetensors().unwrap()).unwrap();

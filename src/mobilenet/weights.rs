@@ -219,13 +219,12 @@ impl<F: Float> MobileNetWeights<F> {
                 format: "safetensors",
                 detail: e.to_string(),
             })?;
-        let metadata = [
-            ("format".to_string(), "sepconv MobileNet".to_string()),
-            (
-                "layout".to_string(),
-                "TF-slim names; conv HWIO, depthwise [kh, kw, C, m]".to_string(),
-            ),
-        ];
+        // One entry: safetensors takes the metadata as a HashMap, whose order
+        // (and so the file's bytes) would vary from run to run with two.
+        let metadata = [(
+            "format".to_string(),
+            "sepconv MobileNet: TF-slim names; conv HWIO, depthwise [kh, kw, C, m]".to_string(),
+        )];
         safetensors::serialize(views, Some(metadata.into_iter().collect())).map_err(|e| {
             Error::Format {
                 format: "safetensors",
