@@ -1,6 +1,6 @@
 //! Depthwise 2-D convolution: a direct NHWC kernel, channels innermost.
 
-use ndarray::{Array4, ArrayView4, ArrayViewMut4};
+use ndarray::{Array4, ArrayView4, ArrayViewMut2, ArrayViewMut4};
 
 use super::{ConvBuilder, ConvCore, check_output, core_accessors, dims4, with_standard_output};
 use crate::cost::{self, Cost};
@@ -125,6 +125,58 @@ impl<F: Float> DepthwiseConv2d<F> {
         self.core
             .geometry("DepthwiseConv2d input", input, self.channels())
             .map_err(|e| super::weight_layout_hint(e, &input, self.core.weight.shape(), true))
+    }
+
+    /// Whether forwards run a kernel (SIMD or portable), not the oracle,
+    /// which only runs whole tensors.
+    pub(crate) fn runs_a_kernel(&self) -> bool {
+        matches!(self.plan.kernel(), Ok(Some(_)))
+    }
+
+    /// The forward of one band of rows of one image: `x` holds the band's
+    /// input rows (`h.input` rows of an image of shape `input`, contiguous
+    /// NHWC), `h` the vertical geometry of the band (its padding where it
+    /// meets the image's edge, none inside), `out` its `h.output` rows as
+    /// `[rows, OW·C·m]`, standard layout. Each output gets the bits it has in
+    /// a whole forward. `false` (nothing written) when the plan is the
+    /// oracle's.
+    ///
+    /// **Panics** if the buffers do not match the band (bugs in the caller).
+    pub(crate) fn forward_band(
+        &self,
+        x: &[F],
+        input: [usize; 4],
+        h: crate::geometry::AxisGeometry,
+        out: ArrayViewMut2<'_, F>,
+    ) -> Result<bool> {
+        let mut g = self.geometry(input)?;
+        let Some(&kernel) = self.plan.kernel()? else {
+            return Ok(false);
+        };
+        g.h = h;
+        assert!(
+            x.len() == h.input * g.w.input * self.channels()
+                && out.nrows() == h.output
+                && out.ncols() == g.w.output * self.out_channels()
+                && out.is_standard_layout(),
+            "depthwise band {h:?} of a {input:?} input into {:?}",
+            out.shape()
+        );
+        let problem = Depthwise {
+            x,
+            weight: self.core.weight_slice(),
+            bias: self.core.bias_slice(),
+            channels: self.channels(),
+            multiplier: self.multiplier(),
+            kernel: self.kernel_size(),
+            geometry: g,
+            activation: self.core.activation,
+        };
+        let n = out.nrows();
+        for_each_row_chunk(out, chunk_rows(n, 4, 1), |r0, block| {
+            problem.rows(kernel, r0, block)
+        });
+        Ok(true)
     }
 
     /// This layer with `bn` (over the C·m outputs) folded in.
