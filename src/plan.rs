@@ -114,6 +114,17 @@ impl GemmKernel {
         let bias = bias.map(|b| cast::slice(b).expect("F is f32"));
         let pack = |nr| gemm_f32::PackedB::new(w, bias, nr).map(Arc::new);
         match isa {
+            // At most 16 output channels fill one 16-column AVX2 panel, but
+            // only half of a 32-column AVX-512 one (and a half-width panel
+            // stores through a stack buffer): the AVX2 kernel then does as
+            // many useful FMAs an instruction, twice as many on a core
+            // that runs a 512-bit FMA as two halves.
+            Isa::Avx512F(avx2, _) if w.ncols() <= gemm_f32::AVX2_NR => {
+                match pack(gemm_f32::AVX2_NR) {
+                    Ok(packed) => GemmKernel::Avx2FmaF32 { cpu: avx2, packed },
+                    Err(_) => GemmKernel::Portable,
+                }
+            }
             Isa::Avx512F(_, cpu) => match pack(gemm_f32::AVX512_NR) {
                 Ok(packed) => GemmKernel::Avx512F32 { cpu, packed },
                 Err(_) => GemmKernel::Portable,

@@ -85,7 +85,9 @@ pub enum Algorithm {
     /// [`Error::Unsupported`] from every forward on a CPU without AVX2 and FMA.
     Avx2Fma,
     /// [`Avx2Fma`](Algorithm::Avx2Fma) with the f32 GEMM (a 14 × 32
-    /// register tile in 28 of the 32 zmm registers), the blocked depthwise
+    /// register tile in 28 of the 32 zmm registers; layers of at most 16
+    /// output channels, which fill a 16-column AVX2 panel but half of a
+    /// 32-column one, keep the AVX2 GEMM), the blocked depthwise
     /// kernel (up to 1023 channels) and the stem's direct conv on AVX-512F;
     /// the generic depthwise kernel runs its AVX2 build. Unsupported without
     /// AVX-512F.
