@@ -658,8 +658,8 @@ unsafe fn tile_body<S: Simd, const R: usize>(
     let (l, nr) = (S::LANES, 2 * S::LANES);
     debug_assert!(R >= 1 && (1..=nr).contains(&cols) && nr <= MAX_NR);
     // SAFETY (whole body): the pointer offsets stay within the regions the
-    // caller guarantees: row r < R, p < k, panel offsets < NR·k; the stack
-    // buffers hold MAX_NR ≥ NR floats.
+    // caller guarantees: row r < R, p < k, panel offsets < NR·k; a partial
+    // tile reads and writes only its `cols` columns (masked).
     unsafe {
         let mut ar = [a; R];
         for (r, p) in ar.iter_mut().enumerate() {
@@ -674,10 +674,13 @@ unsafe fn tile_body<S: Simd, const R: usize>(
                     acc_r[0] = S::load(src);
                     acc_r[1] = S::load(src.add(l));
                 } else {
-                    let mut tmp = [0f32; MAX_NR];
-                    std::ptr::copy_nonoverlapping(src, tmp.as_mut_ptr(), cols);
-                    acc_r[0] = S::load(tmp.as_ptr());
-                    acc_r[1] = S::load(tmp.as_ptr().add(l));
+                    // Masked: the lanes past `cols` read as zero, and no
+                    // memory past the row's columns is touched.
+                    (acc_r[0], acc_r[1]) = if cols >= l {
+                        (S::load(src), S::load_masked(src.add(l), S::first(cols - l)))
+                    } else {
+                        (S::load_masked(src, S::first(cols)), S::zero())
+                    };
                 }
             }
         }
@@ -729,10 +732,13 @@ unsafe fn tile_body<S: Simd, const R: usize>(
                 S::store(dst, v0);
                 S::store(dst.add(l), v1);
             } else {
-                let mut tmp = [0f32; MAX_NR];
-                S::store(tmp.as_mut_ptr(), v0);
-                S::store(tmp.as_mut_ptr().add(l), v1);
-                std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
+                // Masked: nothing past the row's columns is written.
+                if cols >= l {
+                    S::store(dst, v0);
+                    S::store_masked(dst.add(l), S::first(cols - l), v1);
+                } else {
+                    S::store_masked(dst, S::first(cols), v0);
+                }
             }
         }
     }
