@@ -115,10 +115,9 @@ impl GemmKernel {
         let pack = |nr| gemm_f32::PackedB::new(w, bias, nr).map(Arc::new);
         match isa {
             // At most 16 output channels fill one 16-column AVX2 panel, but
-            // only half of a 32-column AVX-512 one (and a half-width panel
-            // stores through a stack buffer): the AVX2 kernel then does as
-            // many useful FMAs an instruction, twice as many on a core
-            // that runs a 512-bit FMA as two halves.
+            // only half of a 32-column AVX-512 one: the AVX2 kernel then
+            // does as many useful FMAs an instruction, and twice as many a
+            // cycle on a core that runs a 512-bit FMA as two halves.
             Isa::Avx512F(avx2, _) if w.ncols() <= gemm_f32::AVX2_NR => {
                 match pack(gemm_f32::AVX2_NR) {
                     Ok(packed) => GemmKernel::Avx2FmaF32 { cpu: avx2, packed },

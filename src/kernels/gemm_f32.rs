@@ -415,9 +415,10 @@ fn run<K: Kernel>(
     //
     // With more than one thread, about CHUNKS_PER_THREAD chunks a thread,
     // taken as threads free up, rather than one each: a core slowed by other
-    // load then does less of the work (see below for row chunks). (In-process A/B, 1.0-224 on 2 threads,
-    // ten pairs of medians: 0.4–3% faster in every pair; the 112×112×32→64
-    // pointwise layer 0.90–0.96 → 0.72–0.81 ms.) One thread keeps one chunk.
+    // load then does less of the work (row chunks: see below). (In-process
+    // A/B, 1.0-224 on 2 threads, ten pairs of medians: 0.4–3% faster in
+    // every pair; the 112×112×32→64 pointwise layer 0.90–0.96 → 0.72–0.81
+    // ms.) One thread keeps one chunk.
     const CHUNKS_PER_THREAD: usize = 4;
     let chunks = if threads > 1 {
         threads * CHUNKS_PER_THREAD
