@@ -150,7 +150,10 @@ impl<F: Float> Layer<F> for PointwiseConv2d<F> {
     fn scratch_len(&self, input: [usize; 4]) -> Result<usize> {
         let [n, h, w, _] = Layer::output_shape(self, input)?;
         match self.plan.kernel() {
-            Ok(Some(gemm)) => gemm.staging_len(n * h * w, self.in_channels()),
+            Ok(Some(gemm)) => {
+                let rows = crate::layer::checked_len("PointwiseConv2d input", &[n, h, w])?;
+                gemm.staging_len(rows, self.in_channels())
+            }
             _ => Ok(0),
         }
     }

@@ -300,7 +300,10 @@ impl<F: Float> InvertedResidual<F> {
     /// least the rows one output row reads).
     fn band(&self, s: &Shapes, bytes: usize) -> Result<Option<usize>> {
         let [_, h, w, c] = s.expanded;
-        let row_bytes = (w * c * std::mem::size_of::<F>()).max(1);
+        let row_bytes = w
+            .saturating_mul(c)
+            .saturating_mul(std::mem::size_of::<F>())
+            .max(1);
         if self.expand.is_none()
             || !self.depthwise.runs_a_kernel()
             || h.saturating_mul(row_bytes) <= WHOLE_BYTES
