@@ -162,6 +162,19 @@ impl<F: Float> DepthwiseConv2d<F> {
             "depthwise band {h:?} of a {input:?} input into {:?}",
             out.shape()
         );
+        self.run_rows(kernel, x, g, out);
+        Ok(true)
+    }
+
+    /// All rows of `out` (the `[N·OH, OW·C·m]` rows of the forward on the
+    /// contiguous NHWC input `x` of geometry `g`) with `kernel`, over threads.
+    fn run_rows(
+        &self,
+        kernel: DepthwiseKernel,
+        x: &[F],
+        g: ConvGeometry,
+        out: ArrayViewMut2<'_, F>,
+    ) {
         let problem = Depthwise {
             x,
             weight: self.core.weight_slice(),
@@ -176,7 +189,6 @@ impl<F: Float> DepthwiseConv2d<F> {
         for_each_row_chunk(out, chunk_rows(n, 4, 1), |r0, block| {
             problem.rows(kernel, r0, block)
         });
-        Ok(true)
     }
 
     /// This layer with `bn` (over the C·m outputs) folded in.
@@ -240,24 +252,12 @@ impl<F: Float> Layer<F> for DepthwiseConv2d<F> {
         // The kernel reads channel vectors from a contiguous input; a strided
         // view is copied once (depthwise is memory-bound either way).
         let x = super::contiguous_input("DepthwiseConv2d", &x)?;
-        let problem = Depthwise {
-            x: &x,
-            weight: self.core.weight_slice(),
-            bias: self.core.bias_slice(),
-            channels: self.channels(),
-            multiplier: self.multiplier(),
-            kernel: self.kernel_size(),
-            geometry: g,
-            activation: self.core.activation,
-        };
         with_standard_output("DepthwiseConv2d", out, |out| {
             let [n, oh, ow, cm] = dims4(out.shape());
             let rows = out
                 .into_shape_with_order((n * oh, ow * cm))
                 .expect("standard layout");
-            for_each_row_chunk(rows, chunk_rows(n * oh, 4, 1), |r0, block| {
-                problem.rows(kernel, r0, block)
-            });
+            self.run_rows(kernel, &x, g, rows);
             Ok(())
         })
     }
