@@ -62,7 +62,7 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_ort import max_rel_diff  # noqa: E402  (the check run.sh uses)
+from runner import max_rel_diff  # noqa: E402  (the check run.sh uses)
 
 SCOPES = ("MobilenetV1/", "MobilenetV2/")
 SUFFIX = "_kernel_time"

@@ -20,21 +20,14 @@ Prints, and writes to --json, {"engine", "version", "path", "results":
 [{"case", "threads", "median_ms", "runs", "max_rel_diff", "path"}]}.
 """
 
-import argparse
 import importlib.metadata
-import json
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 from ai_edge_litert import interpreter as litert
 
-
-def max_rel_diff(got, ref):
-    if got.shape != ref.shape:
-        raise SystemExit(f"shape {got.shape} != expected {ref.shape}")
-    return float(np.max(np.abs(got.astype(np.float64) - ref)) / np.max(np.abs(ref.astype(np.float64))))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runner import arguments, cases, check, finish, median_ms, threads_of  # noqa: E402
 
 
 def interpreter(path, threads, xnnpack):
@@ -63,26 +56,15 @@ def path_of(it):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", required=True, type=Path)
-    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (num_threads)")
-    ap.add_argument("--runs", type=int, default=50)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--tol", type=float, default=1e-4, help="max |diff| / max |ref| allowed")
+    ap = arguments(__doc__.splitlines()[0], "comma-separated thread counts (num_threads)")
     ap.add_argument("--no-xnnpack", action="store_true", help="builtin kernels without the default XNNPACK delegate (a check, not for the table)")
-    ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
-    threads = [int(t) for t in args.threads.split(",")]
-    root = args.manifest.parent
     xnnpack = not args.no_xnnpack
 
     results, failures, paths = [], [], set()
-    for line in args.manifest.read_text().splitlines():
-        name, model, inp, expected = line.split("\t")
-        x = np.load(root / inp)
-        ref = np.load(root / expected)
-        for t in threads:
-            it = interpreter(root / model, t, xnnpack)
+    for name, model, x, ref in cases(args.manifest):
+        for t in threads_of(args):
+            it = interpreter(model, t, xnnpack)
             path, whole = path_of(it)
             if xnnpack and not whole:
                 failures.append(f"{name}, {t} thread(s): {path}")
@@ -92,34 +74,20 @@ def main():
             i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
             it.set_tensor(i, x)
             it.invoke()
-            got = it.get_tensor(o)
-            rel = max_rel_diff(got, ref)
-            if not rel <= args.tol:
-                failures.append(f"{name}, {t} thread(s): max |diff| / max |ref| = {rel:.3e} > {args.tol:g}")
-                print(f"run_litert: MISMATCH {failures[-1]}", file=sys.stderr)
+            rel = check("run_litert", f"{name}, {t} thread(s)", it.get_tensor(o), ref, args.tol, failures)
+            if rel is None:
                 continue
-            for _ in range(args.warmup):
-                it.invoke()
-            times = []
-            for _ in range(args.runs):
-                start = time.perf_counter()
-                it.invoke()
-                times.append(time.perf_counter() - start)
-            ms = float(np.median(times) * 1e3)
+            ms = median_ms(it.invoke, args.warmup, args.runs)
             results.append({"case": name, "threads": t, "median_ms": ms, "runs": args.runs, "max_rel_diff": rel, "path": path})
             print(f"run_litert: {name:34} {t} thread(s) {ms:9.3f} ms   max rel diff {rel:.2e}   {path}", file=sys.stderr)
-
-    if failures:
-        sys.exit("run_litert: outputs disagree with sepconv's, or the model did not run as asked:\n  " + "\n  ".join(failures))
     doc = {
         "engine": "litert" if xnnpack else "litert-builtin",
         "version": importlib.metadata.version("ai-edge-litert"),
         "path": "; ".join(sorted(paths)),
         "results": results,
     }
-    if args.json:
-        args.json.write_text(json.dumps(doc, indent=1) + "\n")
-    print(json.dumps(doc))
+    why = "outputs disagree with sepconv's, or the model did not run as asked"
+    finish("run_litert", failures, why, doc, args.json)
 
 
 if __name__ == "__main__":

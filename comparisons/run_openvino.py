@@ -22,21 +22,15 @@ Prints, and writes to --json, {"engine", "version", "path", "results":
 [{"case", "threads", "median_ms", "runs", "max_rel_diff", "path"}]}.
 """
 
-import argparse
 import collections
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import openvino as ov
 
-
-def max_rel_diff(got, ref):
-    if got.shape != ref.shape:
-        raise SystemExit(f"shape {got.shape} != expected {ref.shape}")
-    return float(np.max(np.abs(got.astype(np.float64) - ref)) / np.max(np.abs(ref.astype(np.float64))))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runner import arguments, cases, check, finish, median_ms, threads_of  # noqa: E402
 
 
 def compile_model(core, path, threads):
@@ -78,27 +72,16 @@ def path_of(compiled):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--manifest", required=True, type=Path)
-    ap.add_argument("--threads", default="1,2", help="comma-separated INFERENCE_NUM_THREADS values")
-    ap.add_argument("--runs", type=int, default=50)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--tol", type=float, default=1e-4, help="max |diff| / max |ref| allowed")
-    ap.add_argument("--json", type=Path, help="also write the results here")
-    args = ap.parse_args()
-    threads = [int(t) for t in args.threads.split(",")]
-    root = args.manifest.parent
+    args = arguments(__doc__.splitlines()[0], "comma-separated INFERENCE_NUM_THREADS values").parse_args()
     core = ov.Core()
     if "CPU" not in core.available_devices:
         sys.exit(f"run_openvino: no CPU device (available: {core.available_devices})")
 
     results, failures, primitives, pinning = [], [], set(), {}
-    for line in args.manifest.read_text().splitlines():
-        name, graph, inp, expected = line.split("\t")
-        x = np.ascontiguousarray(np.load(root / inp))
-        ref = np.load(root / expected)
-        for t in threads:
-            compiled, pinning = compile_model(core, root / graph, t)
+    for name, graph, x, ref in cases(args.manifest):
+        x = np.ascontiguousarray(x)
+        for t in threads_of(args):
+            compiled, pinning = compile_model(core, graph, t)
             kinds, odd = path_of(compiled)
             if odd:
                 failures.append(f"{name}, {t} thread(s): nodes not run in f32: {sorted(odd)}")
@@ -110,24 +93,12 @@ def main():
             request.set_input_tensor(ov.Tensor(x, shared_memory=True))
             request.infer()
             got = request.get_output_tensor(0).data.copy()
-            rel = max_rel_diff(got, ref)
-            if not rel <= args.tol:
-                failures.append(f"{name}, {t} thread(s): max |diff| / max |ref| = {rel:.3e} > {args.tol:g}")
-                print(f"run_openvino: MISMATCH {failures[-1]}", file=sys.stderr)
+            rel = check("run_openvino", f"{name}, {t} thread(s)", got, ref, args.tol, failures)
+            if rel is None:
                 continue
-            for _ in range(args.warmup):
-                request.infer()
-            times = []
-            for _ in range(args.runs):
-                start = time.perf_counter()
-                request.infer()
-                times.append(time.perf_counter() - start)
-            ms = float(np.median(times) * 1e3)
+            ms = median_ms(request.infer, args.warmup, args.runs)
             results.append({"case": name, "threads": t, "median_ms": ms, "runs": args.runs, "max_rel_diff": rel, "path": path})
             print(f"run_openvino: {name:34} {t} thread(s) {ms:9.3f} ms   max rel diff {rel:.2e}", file=sys.stderr)
-
-    if failures:
-        sys.exit("run_openvino: outputs disagree with sepconv's, or the model did not run as asked:\n  " + "\n  ".join(failures))
     caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     doc = {
         "engine": "openvino",
@@ -137,9 +108,8 @@ def main():
         f"device {core.get_property('CPU', 'FULL_DEVICE_NAME')}, OPTIMIZATION_CAPABILITIES {', '.join(caps)}",
         "results": results,
     }
-    if args.json:
-        args.json.write_text(json.dumps(doc, indent=1) + "\n")
-    print(json.dumps(doc))
+    why = "outputs disagree with sepconv's, or the model did not run as asked"
+    finish("run_openvino", failures, why, doc, args.json)
 
 
 if __name__ == "__main__":
