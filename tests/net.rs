@@ -848,3 +848,112 @@ fn plans_follow_changes_to_the_network() {
         );
     }
 }
+
+/// A 1×1 conv whose output passes 1 MiB an image and the depthwise conv
+/// after it run band by band inside a `Sequential` (MobileNet v1's first
+/// layers): the oracle's bits on every path, at 1 and 2 threads, strides 1
+/// and 2, dilation, explicit padding, odd heights, a batch, a strided input,
+/// the pair first, last or in between, and a caller's output in another
+/// layout. A profiled forward runs the two layers one after the other: the
+/// same bits again.
+#[test]
+fn pointwise_then_depthwise_bands_match_the_oracle_exactly() {
+    fn check<F: Float>() {
+        let explicit = Padding::Explicit {
+            top: 2,
+            bottom: 1,
+            left: 0,
+            right: 2,
+        };
+        // (input, 1×1 outputs, stride, dilation, padding)
+        let cases = [
+            ([2, 40, 36, 24], 192, 1, 1, Padding::Same),
+            ([1, 41, 40, 16], 192, 2, 1, Padding::Same),
+            ([1, 97, 31, 8], 96, 1, 2, explicit),
+            ([1, 131, 21, 16], 96, 2, 1, Padding::Same),
+        ];
+        let mut rng = 0u64;
+        let mut next = || {
+            rng += 1;
+            rng
+        };
+        for (input, c, stride, dilation, padding) in cases {
+            let [n, h, w, c_in] = input;
+            assert!(h * w * c * std::mem::size_of::<F>() > 1 << 20);
+            let pw = Op::Pointwise {
+                weight: array([c_in, c], next(), true),
+                bias: Some(array([c], next(), true)),
+                act: Activation::Relu6,
+            };
+            let dw = Op::Depthwise {
+                weight: array([3, 3, c, 1], next(), true),
+                bias: Some(array([c], next(), true)),
+                params: ConvParams {
+                    stride: [stride; 2],
+                    dilation: [dilation; 2],
+                    padding,
+                },
+                act: Activation::Relu6,
+            };
+            let after = Op::Pointwise {
+                weight: array([c, 8], next(), true),
+                bias: None,
+                act: Activation::Identity,
+            };
+            let x: Array4<F> = array(input, next(), true);
+            let mut wide = Array4::<F>::zeros((n, h, 2 * w, c_in));
+            wide.slice_mut(ndarray::s![.., .., ..;2, ..]).assign(&x);
+            let strided = wide.slice(ndarray::s![.., .., ..;2, ..]);
+            for ops in [
+                vec![pw.clone(), dw.clone()],
+                vec![
+                    Op::Act(Activation::Relu),
+                    pw.clone(),
+                    dw.clone(),
+                    after.clone(),
+                ],
+            ] {
+                let want = oracle(&ops, x.view());
+                let want_bits = bits(&want);
+                let mut algorithms = sepconv::Algorithm::available();
+                algorithms.push(sepconv::Algorithm::Auto);
+                for algorithm in algorithms {
+                    let net = sequential(&ops).with_algorithm(algorithm);
+                    for threads in [1, 2] {
+                        pool(threads).install(|| {
+                            for (view, what) in [(x.view(), "standard"), (strided, "strided")] {
+                                let say = || {
+                                    format!(
+                                        "{} {algorithm:?}, {} layers, {input:?} → {c}, s={stride} \
+                                         d={dilation} {padding:?}, {threads} thread(s), {what}",
+                                        F::NAME,
+                                        ops.len()
+                                    )
+                                };
+                                let y = net.forward(view).unwrap();
+                                assert!(bits(&y) == want_bits, "{}", say());
+                                let (p, _) = net.forward_profiled(view).unwrap();
+                                assert!(bits(&p) == want_bits, "profiled: {}", say());
+                                // Into an output stored channels first.
+                                let mut out = Array4::<F>::from_elem(
+                                    (n, want.shape()[3], want.shape()[1], want.shape()[2]),
+                                    F::nan(),
+                                );
+                                let out_view = out.view_mut().permuted_axes([0, 2, 3, 1]);
+                                net.forward_into(view, out_view).unwrap();
+                                let out = out.view().permuted_axes([0, 2, 3, 1]).to_owned();
+                                assert!(
+                                    bits(&out) == want_bits,
+                                    "channels-first output: {}",
+                                    say()
+                                );
+                            }
+                        });
+                    }
+                }
+            }
+        }
+    }
+    check::<f32>();
+    check::<f64>();
+}

@@ -262,6 +262,10 @@ impl<F: Float> Layer<F> for DepthwiseConv2d<F> {
         })
     }
 
+    fn as_depthwise(&self) -> Option<&DepthwiseConv2d<F>> {
+        Some(self)
+    }
+
     fn set_algorithm(&mut self, algorithm: crate::Algorithm) {
         self.core.algorithm = algorithm;
         self.replan();

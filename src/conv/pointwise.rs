@@ -190,6 +190,10 @@ impl<F: Float> Layer<F> for PointwiseConv2d<F> {
         })
     }
 
+    fn as_pointwise(&self) -> Option<&PointwiseConv2d<F>> {
+        Some(self)
+    }
+
     fn set_algorithm(&mut self, algorithm: Algorithm) {
         self.core.algorithm = algorithm;
         self.replan();

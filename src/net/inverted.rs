@@ -64,21 +64,6 @@ struct Shapes {
     output: [usize; 4],
 }
 
-/// Expanded maps of at most this many bytes an image run whole: they stay
-/// in L2 between the stages anyway. (1 MiB, the L2 of a Zen 4 core.)
-const WHOLE_BYTES: usize = 1024 * 1024;
-/// About this many bytes of expanded rows a band, when a block runs band by
-/// band on one thread: with the depthwise band and the input rows, within
-/// half of L2.
-const BAND_BYTES: usize = 256 * 1024;
-/// The same on several threads, where each stage of a band is split over
-/// them: larger bands pay fewer hand-offs, and each core holds its share.
-/// Measured on the Zen 4 (MobileNetV2 1.0-224, in-process A/B against the
-/// whole-map pass, medians of 60 forwards): on 2 threads 1 MiB bands gave
-/// 0.91–0.94× the time, 2 MiB 0.96–0.97×, 512 KiB 0.97–0.99×, 256 KiB 1.03×;
-/// on 1 thread 128 KiB 0.92–0.93×, 256 KiB 0.89–0.92×, 512 KiB 0.93–0.95×.
-const BAND_BYTES_PARALLEL: usize = 1024 * 1024;
-
 impl<F: Float> InvertedResidual<F> {
     /// The block `project(depthwise(expand(x)))`, plus `x` when the
     /// depthwise stride is 1 and the projection's output channels equal the
@@ -272,16 +257,15 @@ impl<F: Float> InvertedResidual<F> {
     /// Elements of the expanded and the depthwise activations: whole maps,
     /// or one band of each when the block runs band by band.
     fn buffer_lens(&self, s: &Shapes) -> Result<(usize, usize)> {
-        let [_, _, w, c] = s.expanded;
         let [_, _, ow, oc] = s.depthwise;
-        // Sized for the larger bands, so that a scratch planned on one thread
-        // also serves several.
-        if let Some(band) = self.band(s, BAND_BYTES_PARALLEL)? {
-            let rows = self.band_input_rows(band)?;
-            let len = |what, shape: &[usize]| checked_len(what, shape);
+        if self.expand.is_some()
+            && let Some(expanded) = super::band::buffer_len(&self.depthwise, s.expanded)?
+        {
+            // Sized for the larger bands (see `band::buffer_len`).
+            let rows = super::band::band_output_rows(&self.depthwise, s.expanded)?;
             return Ok((
-                len("an inverted residual's expansion band", &[rows, w, c])?,
-                len("an inverted residual's depthwise band", &[band, ow, oc])?,
+                expanded,
+                checked_len("an inverted residual's depthwise band", &[rows, ow, oc])?,
             ));
         }
         let expanded = match self.expand {
@@ -294,45 +278,7 @@ impl<F: Float> InvertedResidual<F> {
         ))
     }
 
-    /// Output rows a band, when the block runs band by band: with an
-    /// expansion whose map passes [`WHOLE_BYTES`] an image, and a depthwise
-    /// plan that runs a kernel. About `bytes` of expanded rows a band (at
-    /// least the rows one output row reads).
-    fn band(&self, s: &Shapes, bytes: usize) -> Result<Option<usize>> {
-        let [_, h, w, c] = s.expanded;
-        let row_bytes = w
-            .saturating_mul(c)
-            .saturating_mul(std::mem::size_of::<F>())
-            .max(1);
-        if self.expand.is_none()
-            || !self.depthwise.runs_a_kernel()
-            || h.saturating_mul(row_bytes) <= WHOLE_BYTES
-        {
-            return Ok(None);
-        }
-        let g = self.depthwise.geometry(s.expanded)?.h;
-        let extent = (g.kernel - 1) * g.dilation + 1;
-        if g.pad_before >= extent || g.pad_after >= extent {
-            // Some output rows see only padding: a band of them would have
-            // no input rows. Such blocks run whole.
-            return Ok(None);
-        }
-        let rows = (bytes / row_bytes).max(extent);
-        Ok(Some(((rows - extent) / g.stride + 1).min(g.output)))
-    }
-
-    /// Input rows the taps of `band` output rows reach: the band buffer's
-    /// height.
-    fn band_input_rows(&self, band: usize) -> Result<usize> {
-        let [kh, _] = self.depthwise.kernel_size();
-        let p = self.depthwise.params();
-        (band - 1)
-            .checked_mul(p.stride[0])
-            .and_then(|r| r.checked_add((kh - 1).checked_mul(p.dilation[0])? + 1))
-            .ok_or(Error::Overflow("an inverted residual's band"))
-    }
-
-    /// The forward band by band (see [`band`](Self::band)): for each band of
+    /// The forward band by band (see `net::band`): for each band of
     /// output rows, the expansion of the input rows its taps reach into a
     /// band buffer (rows the band before already expanded are moved to its
     /// front, not expanded again), the depthwise conv of the band into a
@@ -354,65 +300,26 @@ impl<F: Float> InvertedResidual<F> {
         inner: &mut [F],
     ) -> Result<()> {
         let expand = self.expand.as_ref().expect("banded blocks expand");
-        let [n, h, w, c] = s.expanded;
-        let [_, oh, ow, oc] = s.depthwise;
-        let g = self.depthwise.geometry(s.expanded)?.h;
-        let row = w * c;
-        for b in 0..n {
-            // Expanded rows lo..hi of image b sit at the front of the buffer.
-            let (mut lo, mut hi) = (0, 0);
-            for o0 in (0..oh).step_by(band) {
-                let o1 = (o0 + band).min(oh);
-                // The input rows the band's taps reach, clamped to the image.
-                let need_lo = (o0 * g.stride).saturating_sub(g.pad_before).min(h);
-                let need_hi = ((o1 - 1) * g.stride + (g.kernel - 1) * g.dilation + 1)
-                    .saturating_sub(g.pad_before)
-                    .min(h)
-                    .max(need_lo);
-                let keep = lo.max(need_lo)..hi.max(need_lo);
-                expanded.copy_within((keep.start - lo) * row..(keep.end - lo) * row, 0);
-                let fresh = keep.end.max(need_lo)..need_hi;
-                if !fresh.is_empty() {
-                    let at = (fresh.start - need_lo) * row;
-                    let rows = fresh.end - fresh.start;
-                    let dst = ArrayViewMut4::from_shape(
-                        [1, rows, w, c],
-                        &mut expanded[at..at + rows * row],
-                    )
+        let [_, _, ow, oc] = s.depthwise;
+        super::band::run(
+            expand,
+            &self.depthwise,
+            x.view(),
+            s.expanded,
+            band,
+            expanded,
+            inner,
+            |band, inner| {
+                let (o0, o1, b) = (band.rows.start, band.rows.end, band.image);
+                let len = (o1 - o0) * ow * oc;
+                let dw = ArrayViewMut2::from_shape((o1 - o0, ow * oc), &mut depthwise[..len])
                     .expect("sized by scratch_len");
-                    expand.forward_with_scratch(
-                        x.slice(s![b..b + 1, fresh.start..fresh.end, .., ..]),
-                        dst,
-                        inner,
-                    )?;
-                }
-                (lo, hi) = (need_lo, need_hi);
-                // The band's vertical geometry: its rows from need_lo, its
-                // padding only where it meets the image's top or bottom.
-                let pad_before = g.pad_before + need_lo - o0 * g.stride;
-                let span = (o1 - o0 - 1) * g.stride + (g.kernel - 1) * g.dilation + 1;
-                let h_band = crate::geometry::AxisGeometry {
-                    input: need_hi - need_lo,
-                    pad_before,
-                    pad_after: span.saturating_sub(need_hi - need_lo + pad_before),
-                    output: o1 - o0,
-                    ..g
-                };
-                let dw = ArrayViewMut2::from_shape(
-                    (o1 - o0, ow * oc),
-                    &mut depthwise[..(o1 - o0) * ow * oc],
-                )
-                .expect("sized by scratch_len");
-                let ran = self.depthwise.forward_band(
-                    &expanded[..(need_hi - need_lo) * row],
-                    s.expanded,
-                    h_band,
-                    dw,
-                )?;
+                let ran = self
+                    .depthwise
+                    .forward_band(band.input, s.expanded, band.geometry, dw)?;
                 assert!(ran, "banded blocks run a depthwise kernel");
-                let dw =
-                    ArrayView4::from_shape([1, o1 - o0, ow, oc], &depthwise[..(o1 - o0) * ow * oc])
-                        .expect("sized by scratch_len");
+                let dw = ArrayView4::from_shape([1, o1 - o0, ow, oc], &depthwise[..len])
+                    .expect("sized by scratch_len");
                 let mut out_band = out.slice_mut(s![b..b + 1, o0..o1, .., ..]);
                 self.project
                     .forward_with_scratch(dw, out_band.view_mut(), inner)?;
@@ -421,9 +328,9 @@ impl<F: Float> InvertedResidual<F> {
                         .and(x.slice(s![b..b + 1, o0..o1, .., ..]))
                         .for_each(|o, &x| *o += x);
                 }
-            }
-        }
-        Ok(())
+                Ok(())
+            },
+        )
     }
 }
 
@@ -485,11 +392,11 @@ impl<F: Float> Layer<F> for InvertedResidual<F> {
         let (expanded_len, depthwise_len) = self.buffer_lens(&s)?;
         let (expanded, rest) = scratch.split_at_mut(expanded_len);
         let (depthwise, inner) = rest.split_at_mut(depthwise_len);
-        let bytes = match crate::parallel::threads() {
-            1 => BAND_BYTES,
-            _ => BAND_BYTES_PARALLEL,
+        let band = match self.expand {
+            Some(_) => super::band::band(&self.depthwise, s.expanded)?,
+            None => None,
         };
-        if let Some(band) = self.band(&s, bytes)? {
+        if let Some(band) = band {
             return self.forward_banded(band, x, out, &s, expanded, depthwise, inner);
         }
         let mut depthwise =

@@ -30,6 +30,7 @@
 //! # Ok::<(), sepconv::Error>(())
 //! ```
 
+mod band;
 mod inverted;
 mod residual;
 mod sequential;
