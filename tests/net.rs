@@ -871,6 +871,10 @@ fn pointwise_then_depthwise_bands_match_the_oracle_exactly() {
             ([1, 41, 40, 16], 192, 2, 1, Padding::Same),
             ([1, 97, 31, 8], 96, 1, 2, explicit),
             ([1, 131, 21, 16], 96, 2, 1, Padding::Same),
+            // Inputs that pass 1 MiB too: chains that start with the
+            // depthwise conv, and the longer ones.
+            ([1, 72, 64, 64], 96, 1, 1, Padding::Same),
+            ([1, 75, 66, 64], 96, 2, 1, Padding::Same),
         ];
         let mut rng = 0u64;
         let mut next = || {
@@ -904,18 +908,63 @@ fn pointwise_then_depthwise_bands_match_the_oracle_exactly() {
             let mut wide = Array4::<F>::zeros((n, h, 2 * w, c_in));
             wide.slice_mut(ndarray::s![.., .., ..;2, ..]).assign(&x);
             let strided = wide.slice(ndarray::s![.., .., ..;2, ..]);
-            for ops in [
-                vec![pw.clone(), dw.clone()],
-                vec![
-                    Op::Act(Activation::Relu),
-                    pw.clone(),
-                    dw.clone(),
-                    after.clone(),
+            // A depthwise conv that keeps the size (3×3 SAME, stride 1) on
+            // `c_in` and on `c` channels, and a 1×1 conv back to `c_in`.
+            let keep = |c: usize, seed: u64| Op::Depthwise {
+                weight: array([3, 3, c, 1], seed, true),
+                bias: Some(array([c], seed + 1, true)),
+                params: ConvParams {
+                    stride: [1, 1],
+                    dilation: [1, 1],
+                    padding: Padding::Same,
+                },
+                act: Activation::Relu6,
+            };
+            let first = keep(c_in, next());
+            let skip = Op::Depthwise {
+                weight: array([1, 1, c, 1], next(), true),
+                bias: None,
+                params: ConvParams {
+                    stride: [2, 2],
+                    dilation: [1, 1],
+                    padding: Padding::Valid,
+                },
+                act: Activation::Identity,
+            };
+            let wide_dw = keep(c, next());
+            let back = Op::Pointwise {
+                weight: array([c, c_in], next(), true),
+                bias: None,
+                act: Activation::Relu,
+            };
+            let chains = match h * w * c_in * std::mem::size_of::<F>() > 1 << 20 {
+                false => vec![
+                    vec![pw.clone(), dw.clone()],
+                    // A 1×1 depthwise conv of stride 2 reads every other row.
+                    vec![pw.clone(), skip.clone()],
+                    vec![
+                        Op::Act(Activation::Relu),
+                        pw.clone(),
+                        dw.clone(),
+                        after.clone(),
+                    ],
                 ],
-            ] {
+                // Chains of three and five convs: depthwise first (on a
+                // strided input the chain starts at the 1×1 conv), and
+                // 1×1 → depthwise → 1×1 → 1×1 → depthwise.
+                true => vec![
+                    vec![first.clone(), pw.clone(), dw.clone()],
+                    vec![first, pw.clone(), dw.clone(), after.clone()],
+                    vec![pw.clone(), wide_dw, back, pw.clone(), dw.clone()],
+                ],
+            };
+            for ops in chains {
                 let want = oracle(&ops, x.view());
                 let want_bits = bits(&want);
+                // Every path that runs kernels, so bands (the reference
+                // path runs layer by layer: it is `want` again).
                 let mut algorithms = sepconv::Algorithm::available();
+                algorithms.retain(|&a| a != sepconv::Algorithm::Reference);
                 algorithms.push(sepconv::Algorithm::Auto);
                 for algorithm in algorithms {
                     let net = sequential(&ops).with_algorithm(algorithm);
@@ -932,9 +981,14 @@ fn pointwise_then_depthwise_bands_match_the_oracle_exactly() {
                                 };
                                 let y = net.forward(view).unwrap();
                                 assert!(bits(&y) == want_bits, "{}", say());
+                                if threads == 2 || what == "strided" {
+                                    continue;
+                                }
+                                // Layer by layer, and into an output stored
+                                // channels first (once per path: each check
+                                // runs the whole stack again).
                                 let (p, _) = net.forward_profiled(view).unwrap();
                                 assert!(bits(&p) == want_bits, "profiled: {}", say());
-                                // Into an output stored channels first.
                                 let mut out = Array4::<F>::from_elem(
                                     (n, want.shape()[3], want.shape()[1], want.shape()[2]),
                                     F::nan(),

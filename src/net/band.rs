@@ -1,15 +1,25 @@
-//! A 1×1 conv and the depthwise conv that reads its output, run band by
-//! band of rows: the 1×1 conv's output lives in a buffer of a few hundred
-//! KiB that is reused band after band, so it stays in L2, where the
-//! whole-map pass writes the map out to L3 or memory and reads it back.
+//! Chains of 1×1 and depthwise convs run band by band of rows: each
+//! intermediate map lives in a buffer of a few hundred KiB, reused band
+//! after band, so it stays in L2, where running the layers one after the
+//! other writes every map out to L3 or memory and reads it back.
+//!
+//! Both kinds of conv are local in rows: an output row of a 1×1 conv reads
+//! one input row, one of a depthwise conv `kh` input rows. So a band of the
+//! last conv's output rows needs a band of rows of each map before it,
+//! which the chain computes first to last. A band keeps the rows of each map
+//! that the band before already computed (moved to the front of its buffer)
+//! and computes only the fresh ones, so no row is computed twice. Every
+//! element is computed by the same operations as layer by layer, so the
+//! bits are the same.
 //!
 //! Used by [`InvertedResidual`](super::InvertedResidual) (expansion →
 //! depthwise, then the projection of each band) and by
-//! [`Sequential`](super::Sequential) for a `PointwiseConv2d` followed by a
-//! `DepthwiseConv2d` (MobileNet v1's `Conv2d_1_pointwise` → `Conv2d_2_depthwise`
-//! and the two after it, whose 1×1 outputs hold 1.6–3.2 MB an image). Every
-//! element is computed by the same operations as in the whole-map pass, so
-//! the bits are the same.
+//! [`Sequential`](super::Sequential) for its runs of 1×1 and depthwise
+//! layers with large maps (MobileNet v1 1.0-224's `Conv2d_1_depthwise` →
+//! `Conv2d_1_pointwise` → `Conv2d_2_depthwise`, whose intermediate maps
+//! hold 1.6 and 3.2 MB an image, and the four layers after them).
+
+use std::ops::Range;
 
 use ndarray::{ArrayView4, ArrayViewMut2, ArrayViewMut4, s};
 
@@ -17,13 +27,13 @@ use crate::Float;
 use crate::conv::{DepthwiseConv2d, PointwiseConv2d};
 use crate::error::{Error, Result};
 use crate::geometry::AxisGeometry;
-use crate::layer::{Layer, checked_len};
+use crate::layer::Layer;
 
-/// 1×1 outputs of at most this many bytes an image run whole: they stay in
-/// L2 between the two convs anyway. (1 MiB, the L2 of a Zen 4 core.)
-const WHOLE_BYTES: usize = 1024 * 1024;
-/// About this many bytes of 1×1 output rows a band on one thread: with the
-/// depthwise band and the input rows, within half of L2.
+/// Maps of at most this many bytes an image are not worth a band: they stay
+/// in L2 between two layers anyway. (1 MiB, the L2 of a Zen 4 core.)
+pub(crate) const WHOLE_BYTES: usize = 1024 * 1024;
+/// About this many bytes of the largest intermediate map a band on one
+/// thread: with the other maps' bands and the input rows, within half of L2.
 const BAND_BYTES: usize = 256 * 1024;
 /// The same on several threads, where each conv of a band is split over
 /// them: larger bands pay fewer hand-offs, and each core holds its share.
@@ -33,206 +43,402 @@ const BAND_BYTES: usize = 256 * 1024;
 /// on 1 thread 128 KiB 0.92–0.93×, 256 KiB 0.89–0.92×, 512 KiB 0.93–0.95×.
 const BAND_BYTES_PARALLEL: usize = 1024 * 1024;
 
-/// Output rows a band for the depthwise conv `dw` on the 1×1 conv's output
-/// of shape `expanded` (about `bytes` of its rows a band, at least the rows
-/// one output row reads), or `None` when the pair runs whole: a map of at
-/// most [`WHOLE_BYTES`] an image, a depthwise plan that runs no kernel, or
-/// output rows that see only padding (a band of them would have no input
-/// rows).
-fn band_rows<F: Float>(
-    dw: &DepthwiseConv2d<F>,
-    expanded: [usize; 4],
-    bytes: usize,
-) -> Result<Option<usize>> {
-    let [_, h, w, c] = expanded;
-    let row_bytes = w
-        .saturating_mul(c)
-        .saturating_mul(std::mem::size_of::<F>())
-        .max(1);
-    if !dw.runs_a_kernel() || h.saturating_mul(row_bytes) <= WHOLE_BYTES {
-        return Ok(None);
+/// The most convs a chain holds (its row ranges live on the stack).
+pub(crate) const MAX_STAGES: usize = 8;
+
+/// One conv of a chain.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Stage<'a, F: Float> {
+    Pointwise(&'a PointwiseConv2d<F>),
+    Depthwise(&'a DepthwiseConv2d<F>),
+}
+
+impl<F: Float> Stage<'_, F> {
+    fn output_shape(&self, input: [usize; 4]) -> Result<[usize; 4]> {
+        match self {
+            Stage::Pointwise(pw) => pw.output_shape(input),
+            Stage::Depthwise(dw) => dw.output_shape(input),
+        }
     }
-    let g = dw.geometry(expanded)?.h;
-    let extent = (g.kernel - 1) * g.dilation + 1;
-    if g.pad_before >= extent || g.pad_after >= extent {
-        return Ok(None);
+
+    fn scratch_len(&self, input: [usize; 4]) -> Result<usize> {
+        match self {
+            Stage::Pointwise(pw) => pw.scratch_len(input),
+            Stage::Depthwise(dw) => dw.scratch_len(input),
+        }
     }
-    let rows = (bytes / row_bytes).max(extent);
-    Ok(Some(((rows - extent) / g.stride + 1).min(g.output)))
+
+    /// The vertical geometry of a depthwise stage on `input` (`None` for a
+    /// 1×1 conv, which maps each row to one row), when it can run on bands:
+    /// with a kernel, and no output row that sees only padding (a band of
+    /// such rows would have no input rows).
+    fn rows(&self, input: [usize; 4]) -> Result<Option<AxisGeometry>> {
+        match self {
+            Stage::Pointwise(_) => Ok(None),
+            Stage::Depthwise(dw) => {
+                let g = dw.geometry(input)?.h;
+                let extent = (g.kernel - 1) * g.dilation + 1;
+                if !dw.runs_a_kernel() || g.pad_before >= extent || g.pad_after >= extent {
+                    return Err(Error::Unsupported(
+                        "a depthwise conv that cannot run on bands".into(),
+                    ));
+                }
+                Ok(Some(g))
+            }
+        }
+    }
+
+    /// Whether the stage can run on bands of `input` (see [`rows`](Self::rows)).
+    pub(crate) fn bands(&self, input: [usize; 4]) -> bool {
+        self.rows(input).is_ok()
+    }
 }
 
-/// Output rows a band on this many threads (see [`BAND_BYTES_PARALLEL`]).
-pub(crate) fn band<F: Float>(
-    dw: &DepthwiseConv2d<F>,
-    expanded: [usize; 4],
-) -> Result<Option<usize>> {
-    let bytes = match crate::parallel::threads() {
-        1 => BAND_BYTES,
-        _ => BAND_BYTES_PARALLEL,
-    };
-    band_rows(dw, expanded, bytes)
+/// The input rows that output rows `out` of a conv with vertical geometry
+/// `g` read (all of them: `g` is `None` for a 1×1 conv), clamped to the
+/// image.
+fn input_rows(g: Option<&AxisGeometry>, out: Range<usize>) -> Range<usize> {
+    let Some(g) = g else { return out };
+    let lo = (out.start * g.stride)
+        .saturating_sub(g.pad_before)
+        .min(g.input);
+    let hi = ((out.end - 1) * g.stride + (g.kernel - 1) * g.dilation + 1)
+        .saturating_sub(g.pad_before)
+        .min(g.input)
+        .max(lo);
+    lo..hi
 }
 
-/// Output rows of the larger bands (the depthwise band buffer's height).
-/// Call only where [`buffer_len`] is `Some`.
-pub(crate) fn band_output_rows<F: Float>(
-    dw: &DepthwiseConv2d<F>,
-    expanded: [usize; 4],
-) -> Result<usize> {
-    Ok(band_rows(dw, expanded, BAND_BYTES_PARALLEL)?.unwrap_or(0))
+/// `g` for output rows `out` over input rows `input` (from
+/// [`input_rows`]): padding only where the band meets the image's top or
+/// bottom.
+fn band_geometry(g: &AxisGeometry, out: Range<usize>, input: Range<usize>) -> AxisGeometry {
+    let pad_before = g.pad_before + input.start - out.start * g.stride;
+    let span = (out.end - out.start - 1) * g.stride + (g.kernel - 1) * g.dilation + 1;
+    AxisGeometry {
+        input: input.end - input.start,
+        pad_before,
+        pad_after: span.saturating_sub(input.end - input.start + pad_before),
+        output: out.end - out.start,
+        ..*g
+    }
 }
 
-/// Elements of the band buffer of 1×1 output rows, sized for the larger
-/// bands (so that a scratch planned on one thread also serves several), or
-/// `None` when the pair runs whole.
-pub(crate) fn buffer_len<F: Float>(
-    dw: &DepthwiseConv2d<F>,
-    expanded: [usize; 4],
-) -> Result<Option<usize>> {
-    let Some(band) = band_rows(dw, expanded, BAND_BYTES_PARALLEL)? else {
-        return Ok(None);
-    };
-    let [_, _, w, c] = expanded;
-    let [kh, _] = dw.kernel_size();
-    let p = dw.params();
-    let rows = (band - 1)
-        .checked_mul(p.stride[0])
-        .and_then(|r| r.checked_add((kh - 1).checked_mul(p.dilation[0])? + 1))
-        .ok_or(Error::Overflow("a 1×1 → depthwise band"))?;
-    checked_len("a 1×1 → depthwise band", &[rows, w, c]).map(Some)
+/// A chain's shapes and row geometry for one input shape: everything a
+/// band needs, on the stack.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    stages: usize,
+    /// The input shape of each stage, then the last stage's output.
+    shapes: [[usize; 4]; MAX_STAGES + 1],
+    /// Each depthwise stage's vertical geometry.
+    rows: [Option<AxisGeometry>; MAX_STAGES],
 }
 
-/// One band, as [`run`] hands it on: output rows `rows` of image `image`,
-/// the depthwise conv's vertical geometry over the band's input rows
-/// (`geometry`), and those rows of the 1×1 output (`input`).
+impl Plan {
+    /// The plan of `stages` (2 to [`MAX_STAGES`], the last a depthwise conv,
+    /// each able to run on bands) on `input`.
+    pub(crate) fn new<F: Float>(stages: &[Stage<'_, F>], input: [usize; 4]) -> Result<Self> {
+        assert!(
+            (2..=MAX_STAGES).contains(&stages.len())
+                && matches!(stages.last(), Some(Stage::Depthwise(_))),
+            "a chain of {} stages",
+            stages.len()
+        );
+        let mut plan = Plan {
+            stages: stages.len(),
+            shapes: [[0; 4]; MAX_STAGES + 1],
+            rows: [None; MAX_STAGES],
+        };
+        plan.shapes[0] = input;
+        for (j, stage) in stages.iter().enumerate() {
+            plan.rows[j] = stage.rows(plan.shapes[j])?;
+            plan.shapes[j + 1] = stage.output_shape(plan.shapes[j])?;
+        }
+        Ok(plan)
+    }
+
+    /// The output shape of stage `j`.
+    fn output(&self, j: usize) -> [usize; 4] {
+        self.shapes[j + 1]
+    }
+
+    /// Elements of one row of stage `j`'s output.
+    fn row(&self, j: usize) -> usize {
+        let [_, _, w, c] = self.output(j);
+        w * c
+    }
+
+    /// The rows of each stage's output that output rows `out` of the last
+    /// stage need (the last stage's own: `out`).
+    fn needs(&self, out: Range<usize>) -> [Range<usize>; MAX_STAGES] {
+        let mut need: [Range<usize>; MAX_STAGES] = Default::default();
+        let last = self.stages - 1;
+        need[last] = out;
+        for j in (1..=last).rev() {
+            need[j - 1] = input_rows(self.rows[j].as_ref(), need[j].clone());
+        }
+        need
+    }
+
+    /// At most how many rows of stage `j`'s output a band of `band` output
+    /// rows needs (unclamped, so never fewer than [`needs`](Self::needs)).
+    fn band_rows(&self, j: usize, band: usize) -> Option<usize> {
+        let mut rows = band;
+        for g in self.rows[j + 1..self.stages].iter().rev().flatten() {
+            rows = (rows - 1)
+                .checked_mul(g.stride)?
+                .checked_add((g.kernel - 1).checked_mul(g.dilation)? + 1)?;
+        }
+        Some(rows)
+    }
+
+    /// Output rows a band: about `bytes` of the largest intermediate map a
+    /// band, at least one row.
+    fn band(&self, bytes: usize, elem: usize) -> usize {
+        let oh = self.output(self.stages - 1)[1];
+        let fits = |band: usize| {
+            (0..self.stages - 1).all(|j| {
+                self.band_rows(j, band)
+                    .and_then(|r| r.checked_mul(self.row(j))?.checked_mul(elem))
+                    .is_some_and(|b| b <= bytes)
+            })
+        };
+        // The largest that fits (more rows never need fewer bytes).
+        let (mut lo, mut hi) = (1, oh.max(1));
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(mid) { lo = mid } else { hi = mid - 1 }
+        }
+        lo
+    }
+
+    /// Output rows a band on this many threads.
+    fn band_now(&self, elem: usize) -> usize {
+        let bytes = match crate::parallel::threads() {
+            1 => BAND_BYTES,
+            _ => BAND_BYTES_PARALLEL,
+        };
+        self.band(bytes, elem)
+    }
+
+    /// Elements of each intermediate map's band buffer, sized for the larger
+    /// bands (so that a scratch planned on one thread also serves several).
+    fn buffers(&self, elem: usize) -> Result<[usize; MAX_STAGES]> {
+        let band = self.band(BAND_BYTES_PARALLEL, elem);
+        let mut lens = [0; MAX_STAGES];
+        for (j, len) in lens.iter_mut().enumerate().take(self.stages - 1) {
+            let rows = self
+                .band_rows(j, band)
+                .ok_or(Error::Overflow("a band of a chain of convs"))?;
+            *len = rows
+                .checked_mul(self.row(j))
+                .ok_or(Error::Overflow("a band of a chain of convs"))?;
+        }
+        Ok(lens)
+    }
+
+    /// Elements of scratch the chain needs: its band buffers, then the
+    /// largest scratch of its convs and of `extra` (what [`run`]'s `f` needs).
+    pub(crate) fn scratch_len<F: Float>(
+        &self,
+        stages: &[Stage<'_, F>],
+        extra: usize,
+    ) -> Result<usize> {
+        let inner = stages.iter().enumerate().try_fold(extra, |m, (j, s)| {
+            Ok::<_, Error>(m.max(s.scratch_len(self.shapes[j])?))
+        })?;
+        self.buffers(std::mem::size_of::<F>())?
+            .into_iter()
+            .try_fold(inner, usize::checked_add)
+            .ok_or(Error::Overflow("a chain of convs' scratch"))
+    }
+
+    /// Output rows of the larger bands (at most what a band hands to `f`).
+    pub(crate) fn max_band(&self, elem: usize) -> usize {
+        self.band(BAND_BYTES_PARALLEL, elem)
+    }
+
+    /// Whether some intermediate map passes [`WHOLE_BYTES`] an image.
+    pub(crate) fn worth_it(&self, elem: usize) -> bool {
+        (0..self.stages - 1).any(|j| {
+            let [_, h, _, _] = self.output(j);
+            h.saturating_mul(self.row(j)).saturating_mul(elem) > WHOLE_BYTES
+        })
+    }
+}
+
+/// One band of the last stage, as [`run`] hands it on: its output rows
+/// `rows` of image `image`, its vertical geometry over the band's input
+/// rows (`geometry`), and those rows of the map before it (`input`).
 pub(crate) struct Band<'a, F> {
     pub image: usize,
-    pub rows: std::ops::Range<usize>,
+    pub rows: Range<usize>,
     pub geometry: AxisGeometry,
     pub input: &'a [F],
 }
 
-/// For each band of `band` depthwise output rows: `pw` on the input rows
-/// its taps reach into `buffer` (rows the band before already computed are
-/// moved to its front, not computed again), then `f` on the band (which
-/// runs the depthwise conv and whatever follows), with `inner` as scratch
-/// for both. `expanded` is `pw`'s output shape for `x`; `buffer` holds
-/// [`buffer_len`] elements.
-#[allow(clippy::too_many_arguments)]
+/// For each band of the last stage's output rows, stages `..last` on the
+/// rows the band needs, each into its band buffer, then `f` on the band
+/// (which runs the last stage, a depthwise conv, and whatever follows),
+/// with `inner` as scratch for all. `x` is the chain's input (in standard
+/// layout when the first stage is a depthwise conv), `scratch` holds
+/// [`Plan::scratch_len`] elements.
 pub(crate) fn run<F: Float>(
-    pw: &PointwiseConv2d<F>,
-    dw: &DepthwiseConv2d<F>,
+    stages: &[Stage<'_, F>],
+    plan: &Plan,
     x: ArrayView4<'_, F>,
-    expanded: [usize; 4],
-    band: usize,
-    buffer: &mut [F],
-    inner: &mut [F],
+    scratch: &mut [F],
     mut f: impl FnMut(Band<'_, F>, &mut [F]) -> Result<()>,
 ) -> Result<()> {
-    let [n, h, w, c] = expanded;
-    let g = dw.geometry(expanded)?.h;
-    let oh = g.output;
-    let row = w * c;
+    let elem = std::mem::size_of::<F>();
+    let lens = plan.buffers(elem)?;
+    let last = plan.stages - 1;
+    let need = lens
+        .iter()
+        .try_fold(0usize, |n, &l| n.checked_add(l))
+        .ok_or(Error::Overflow("a chain of convs' band buffers"))?;
+    crate::layer::check_scratch("a chain of convs' bands", scratch.len(), need)?;
+    let (mut bufs, mut inner): ([&mut [F]; MAX_STAGES], &mut [F]) = (Default::default(), scratch);
+    for (j, &len) in lens.iter().enumerate().take(last) {
+        let (buf, rest) = std::mem::take(&mut inner).split_at_mut(len);
+        (bufs[j], inner) = (buf, rest);
+    }
+    let band = plan.band_now(elem);
+    let oh = plan.output(last)[1];
+    let [n, h, w, c] = plan.shapes[0];
+    let x_slice = match stages[0] {
+        Stage::Depthwise(_) => Some(
+            x.as_slice()
+                .expect("a chain that starts with a depthwise conv reads a standard-layout input"),
+        ),
+        Stage::Pointwise(_) => None,
+    };
     for b in 0..n {
-        // 1×1 output rows lo..hi of image b sit at the front of the buffer.
-        let (mut lo, mut hi) = (0, 0);
+        // Stage j's output rows held[j] of image b sit at the front of
+        // bufs[j].
+        let mut held: [Range<usize>; MAX_STAGES] = Default::default();
         for o0 in (0..oh).step_by(band) {
-            let o1 = (o0 + band).min(oh);
-            // The input rows the band's taps reach, clamped to the image.
-            let need_lo = (o0 * g.stride).saturating_sub(g.pad_before).min(h);
-            let need_hi = ((o1 - 1) * g.stride + (g.kernel - 1) * g.dilation + 1)
-                .saturating_sub(g.pad_before)
-                .min(h)
-                .max(need_lo);
-            let keep = lo.max(need_lo)..hi.max(need_lo);
-            buffer.copy_within((keep.start - lo) * row..(keep.end - lo) * row, 0);
-            let fresh = keep.end.max(need_lo)..need_hi;
-            if !fresh.is_empty() {
-                let at = (fresh.start - need_lo) * row;
-                let rows = fresh.end - fresh.start;
-                let dst =
-                    ArrayViewMut4::from_shape([1, rows, w, c], &mut buffer[at..at + rows * row])
-                        .expect("sized by buffer_len");
-                pw.forward_with_scratch(
-                    x.slice(s![b..b + 1, fresh.start..fresh.end, .., ..]),
-                    dst,
-                    inner,
-                )?;
+            let need = plan.needs(o0..(o0 + band).min(oh));
+            for j in 0..last {
+                let row = plan.row(j);
+                let keep = held[j].start.max(need[j].start)..held[j].end.max(need[j].start);
+                // (None to keep where the taps skip rows: a 1×1 depthwise
+                // conv of stride 2.)
+                if !keep.is_empty() {
+                    bufs[j].copy_within(
+                        (keep.start - held[j].start) * row..(keep.end - held[j].start) * row,
+                        0,
+                    );
+                }
+                let fresh = keep.end.max(need[j].start)..need[j].end;
+                held[j] = need[j].clone();
+                if fresh.is_empty() {
+                    continue;
+                }
+                let (before, after) = bufs.split_at_mut(j);
+                let dst = &mut after[0][(fresh.start - need[j].start) * row..][..fresh.len() * row];
+                // Stage j's input: x, or the band of the map before.
+                let (src, src_lo): (&[F], usize) = match j {
+                    0 => (
+                        x_slice.map_or(&[][..], |x| &x[b * h * w * c..][..h * w * c]),
+                        0,
+                    ),
+                    _ => (&before[j - 1][..], need[j - 1].start),
+                };
+                let input_shape = plan.shapes[j];
+                match stages[j] {
+                    Stage::Pointwise(pw) => {
+                        let [_, _, ow, oc] = plan.output(j);
+                        let dst = ArrayViewMut4::from_shape([1, fresh.len(), ow, oc], dst)
+                            .expect("sized by the plan");
+                        let [_, _, iw, ic] = input_shape;
+                        let rows = fresh.start - src_lo..fresh.end - src_lo;
+                        match j {
+                            0 => pw.forward_with_scratch(
+                                x.slice(s![b..b + 1, fresh.start..fresh.end, .., ..]),
+                                dst,
+                                inner,
+                            )?,
+                            _ => {
+                                let src = ArrayView4::from_shape(
+                                    [1, rows.len(), iw, ic],
+                                    &src[rows.start * iw * ic..rows.end * iw * ic],
+                                )
+                                .expect("held by the band before");
+                                pw.forward_with_scratch(src, dst, inner)?;
+                            }
+                        }
+                    }
+                    Stage::Depthwise(dw) => {
+                        let g = plan.rows[j].as_ref().expect("planned");
+                        let rows = input_rows(Some(g), fresh.clone());
+                        let [_, _, iw, ic] = input_shape;
+                        let src =
+                            &src[(rows.start - src_lo) * iw * ic..(rows.end - src_lo) * iw * ic];
+                        let dst = ArrayViewMut2::from_shape((fresh.len(), row), dst)
+                            .expect("sized by the plan");
+                        let ran =
+                            dw.forward_band(src, input_shape, band_geometry(g, fresh, rows), dst)?;
+                        assert!(ran, "chains run depthwise kernels");
+                    }
+                }
             }
-            (lo, hi) = (need_lo, need_hi);
-            // The band's vertical geometry: its rows from need_lo, its
-            // padding only where it meets the image's top or bottom.
-            let pad_before = g.pad_before + need_lo - o0 * g.stride;
-            let span = (o1 - o0 - 1) * g.stride + (g.kernel - 1) * g.dilation + 1;
-            let geometry = AxisGeometry {
-                input: need_hi - need_lo,
-                pad_before,
-                pad_after: span.saturating_sub(need_hi - need_lo + pad_before),
-                output: o1 - o0,
-                ..g
+            let g = plan.rows[last]
+                .as_ref()
+                .expect("the last stage is a depthwise conv");
+            let rows = input_rows(Some(g), need[last].clone());
+            let [_, _, iw, ic] = plan.shapes[last];
+            let input = match last {
+                0 => unreachable!("chains have two stages or more"),
+                _ => {
+                    &bufs[last - 1][(rows.start - need[last - 1].start) * iw * ic..]
+                        [..rows.len() * iw * ic]
+                }
             };
-            let band = Band {
-                image: b,
-                rows: o0..o1,
-                geometry,
-                input: &buffer[..(need_hi - need_lo) * row],
-            };
-            f(band, inner)?;
+            f(
+                Band {
+                    image: b,
+                    rows: need[last].clone(),
+                    geometry: band_geometry(g, need[last].clone(), rows),
+                    input,
+                },
+                inner,
+            )?;
         }
     }
     Ok(())
 }
 
-/// The scratch a `pw` → `dw` pair needs when it runs band by band on an
-/// input of shape `input` (the band buffer, then the larger of the two
-/// convs' scratch), or `None` when it runs as two layers.
-pub(crate) fn pair_scratch_len<F: Float>(
-    pw: &PointwiseConv2d<F>,
-    dw: &DepthwiseConv2d<F>,
-    input: [usize; 4],
-) -> Result<Option<usize>> {
-    let expanded = pw.output_shape(input)?;
-    let Some(buffer) = buffer_len(dw, expanded)? else {
-        return Ok(None);
-    };
-    let inner = pw.scratch_len(input)?.max(dw.scratch_len(expanded)?);
-    buffer
-        .checked_add(inner)
-        .map(Some)
-        .ok_or(Error::Overflow("a 1×1 → depthwise pair's scratch"))
-}
-
-/// Runs `dw(pw(x))` band by band into `out` (standard layout, `dw`'s output
-/// shape), with `scratch` of at least [`pair_scratch_len`] elements. Returns
-/// `false`, with nothing written, when the pair runs as two layers.
-pub(crate) fn run_pair<F: Float>(
-    pw: &PointwiseConv2d<F>,
-    dw: &DepthwiseConv2d<F>,
+/// Runs `stages` band by band on `x` into `out` (standard layout, the last
+/// stage's output shape), with `scratch` of at least [`Plan::scratch_len`]
+/// elements.
+pub(crate) fn run_into<F: Float>(
+    stages: &[Stage<'_, F>],
+    plan: &Plan,
     x: ArrayView4<'_, F>,
     mut out: ArrayViewMut4<'_, F>,
     scratch: &mut [F],
-) -> Result<bool> {
-    let input = crate::conv::dims4(x.shape());
-    let expanded = pw.output_shape(input)?;
-    let (Some(band), Some(len)) = (band(dw, expanded)?, buffer_len(dw, expanded)?) else {
-        return Ok(false);
+) -> Result<()> {
+    let last = plan.stages - 1;
+    let Stage::Depthwise(dw) = stages[last] else {
+        unreachable!("the last stage is a depthwise conv")
     };
-    if !out.is_standard_layout() || scratch.len() < len {
-        return Ok(false);
-    }
-    let [_, _, ow, oc] = dw.output_shape(expanded)?;
-    let (buffer, inner) = scratch.split_at_mut(len);
+    let [_, oh, ow, oc] = plan.output(last);
     let row = ow * oc;
-    let out = out.as_slice_mut().expect("standard layout");
-    run(pw, dw, x, expanded, band, buffer, inner, |band, _| {
-        let oh = dw.geometry(expanded)?.h.output;
+    let input_shape = plan.shapes[last];
+    let out = out
+        .as_slice_mut()
+        .expect("a chain writes a standard-layout output");
+    run(stages, plan, x, scratch, |band, _| {
         let at = (band.image * oh + band.rows.start) * row;
-        let rows = band.rows.end - band.rows.start;
-        let dst = ArrayViewMut2::from_shape((rows, row), &mut out[at..at + rows * row])
-            .expect("rows of the output");
-        let ran = dw.forward_band(band.input, expanded, band.geometry, dst)?;
-        assert!(ran, "banded pairs run a depthwise kernel");
+        let dst = ArrayViewMut2::from_shape(
+            (band.rows.len(), row),
+            &mut out[at..at + band.rows.len() * row],
+        )
+        .expect("rows of the output");
+        let ran = dw.forward_band(band.input, input_shape, band.geometry, dst)?;
+        assert!(ran, "chains run depthwise kernels");
         Ok(())
-    })?;
-    Ok(true)
+    })
 }

@@ -11,6 +11,8 @@ use crate::geometry::Padding;
 use crate::init::{Init, SplitMix64};
 use crate::layer::{Layer, LayerInfo, SummaryRow, check_scratch, checked_len, child_path, sum_row};
 
+use super::band::{Plan, Stage};
+
 /// The inverted residual block with a linear bottleneck: an optional 1×1
 /// expansion, a depthwise conv, a 1×1 projection, and the block's input
 /// added to the projection's output when the depthwise stride is 1 and the
@@ -236,10 +238,42 @@ impl<F: Float> InvertedResidual<F> {
         })
     }
 
-    /// The scratch a forward on `input` (of shapes `s`) needs: the
-    /// expanded and the depthwise activations, then the largest scratch of
-    /// the three convs.
+    /// The expansion and the depthwise conv as a chain (see `net::band`),
+    /// when the block runs band by band: with an expansion whose map passes
+    /// 1 MiB an image, and a depthwise conv that can run on bands.
+    fn banded(&self, input: [usize; 4], s: &Shapes) -> Result<Option<Plan>> {
+        let Some(expand) = &self.expand else {
+            return Ok(None);
+        };
+        let stages = [Stage::Pointwise(expand), Stage::Depthwise(&self.depthwise)];
+        if !stages[1].bands(s.expanded) {
+            return Ok(None);
+        }
+        let plan = Plan::new(&stages, input)?;
+        Ok(plan.worth_it(std::mem::size_of::<F>()).then_some(plan))
+    }
+
+    /// Elements of the depthwise band buffer of a banded forward.
+    fn band_len(&self, plan: &Plan, s: &Shapes) -> Result<usize> {
+        let [_, _, ow, oc] = s.depthwise;
+        let rows = plan.max_band(std::mem::size_of::<F>());
+        checked_len("an inverted residual's depthwise band", &[rows, ow, oc])
+    }
+
+    /// The scratch a forward on `input` (of shapes `s`) needs: banded, the
+    /// depthwise band buffer, then the chain's band buffer and the largest
+    /// scratch of the three convs; else the expanded and the depthwise
+    /// activations, then that largest scratch.
     fn scratch_for(&self, input: [usize; 4], s: &Shapes) -> Result<usize> {
+        let project = self.project.scratch_len(s.depthwise)?;
+        if let Some(plan) = self.banded(input, s)? {
+            let expand = self.expand.as_ref().expect("banded blocks expand");
+            let stages = [Stage::Pointwise(expand), Stage::Depthwise(&self.depthwise)];
+            return self
+                .band_len(&plan, s)?
+                .checked_add(plan.scratch_len(&stages, project)?)
+                .ok_or(Error::Overflow("an inverted residual's scratch"));
+        }
         let (expanded, depthwise) = self.buffer_lens(s)?;
         let expand = match &self.expand {
             Some(e) => e.scratch_len(input)?,
@@ -247,27 +281,16 @@ impl<F: Float> InvertedResidual<F> {
         };
         let inner = expand
             .max(self.depthwise.scratch_len(s.expanded)?)
-            .max(self.project.scratch_len(s.depthwise)?);
+            .max(project);
         expanded
             .checked_add(depthwise)
             .and_then(|n| n.checked_add(inner))
             .ok_or(Error::Overflow("an inverted residual's scratch"))
     }
 
-    /// Elements of the expanded and the depthwise activations: whole maps,
-    /// or one band of each when the block runs band by band.
+    /// Elements of the expanded and the depthwise activations of a forward
+    /// that is not banded.
     fn buffer_lens(&self, s: &Shapes) -> Result<(usize, usize)> {
-        let [_, _, ow, oc] = s.depthwise;
-        if self.expand.is_some()
-            && let Some(expanded) = super::band::buffer_len(&self.depthwise, s.expanded)?
-        {
-            // Sized for the larger bands (see `band::buffer_len`).
-            let rows = super::band::band_output_rows(&self.depthwise, s.expanded)?;
-            return Ok((
-                expanded,
-                checked_len("an inverted residual's depthwise band", &[rows, ow, oc])?,
-            ));
-        }
         let expanded = match self.expand {
             Some(_) => checked_len("an inverted residual's expansion", &s.expanded)?,
             None => 0,
@@ -288,49 +311,39 @@ impl<F: Float> InvertedResidual<F> {
     /// (4.8 MB in MobileNetV2's second block) out to memory and reads it back.
     /// Every element is computed by the same operations as in the whole-map
     /// pass, so the bits are the same.
-    #[allow(clippy::too_many_arguments)]
     fn forward_banded(
         &self,
-        band: usize,
+        plan: &Plan,
         x: ArrayView4<'_, F>,
         mut out: ArrayViewMut4<'_, F>,
         s: &Shapes,
-        expanded: &mut [F],
-        depthwise: &mut [F],
-        inner: &mut [F],
+        scratch: &mut [F],
     ) -> Result<()> {
         let expand = self.expand.as_ref().expect("banded blocks expand");
+        let stages = [Stage::Pointwise(expand), Stage::Depthwise(&self.depthwise)];
         let [_, _, ow, oc] = s.depthwise;
-        super::band::run(
-            expand,
-            &self.depthwise,
-            x.view(),
-            s.expanded,
-            band,
-            expanded,
-            inner,
-            |band, inner| {
-                let (o0, o1, b) = (band.rows.start, band.rows.end, band.image);
-                let len = (o1 - o0) * ow * oc;
-                let dw = ArrayViewMut2::from_shape((o1 - o0, ow * oc), &mut depthwise[..len])
-                    .expect("sized by scratch_len");
-                let ran = self
-                    .depthwise
-                    .forward_band(band.input, s.expanded, band.geometry, dw)?;
-                assert!(ran, "banded blocks run a depthwise kernel");
-                let dw = ArrayView4::from_shape([1, o1 - o0, ow, oc], &depthwise[..len])
-                    .expect("sized by scratch_len");
-                let mut out_band = out.slice_mut(s![b..b + 1, o0..o1, .., ..]);
-                self.project
-                    .forward_with_scratch(dw, out_band.view_mut(), inner)?;
-                if self.residual {
-                    Zip::from(&mut out_band)
-                        .and(x.slice(s![b..b + 1, o0..o1, .., ..]))
-                        .for_each(|o, &x| *o += x);
-                }
-                Ok(())
-            },
-        )
+        let (depthwise, chain) = scratch.split_at_mut(self.band_len(plan, s)?);
+        super::band::run(&stages, plan, x.view(), chain, |band, inner| {
+            let (o0, o1, b) = (band.rows.start, band.rows.end, band.image);
+            let len = (o1 - o0) * ow * oc;
+            let dw = ArrayViewMut2::from_shape((o1 - o0, ow * oc), &mut depthwise[..len])
+                .expect("sized by scratch_len");
+            let ran = self
+                .depthwise
+                .forward_band(band.input, s.expanded, band.geometry, dw)?;
+            assert!(ran, "banded blocks run a depthwise kernel");
+            let dw = ArrayView4::from_shape([1, o1 - o0, ow, oc], &depthwise[..len])
+                .expect("sized by scratch_len");
+            let mut out_band = out.slice_mut(s![b..b + 1, o0..o1, .., ..]);
+            self.project
+                .forward_with_scratch(dw, out_band.view_mut(), inner)?;
+            if self.residual {
+                Zip::from(&mut out_band)
+                    .and(x.slice(s![b..b + 1, o0..o1, .., ..]))
+                    .for_each(|o, &x| *o += x);
+            }
+            Ok(())
+        })
     }
 }
 
@@ -389,16 +402,12 @@ impl<F: Float> Layer<F> for InvertedResidual<F> {
             scratch.len(),
             self.scratch_for(input, &s)?,
         )?;
+        if let Some(plan) = self.banded(input, &s)? {
+            return self.forward_banded(&plan, x, out, &s, scratch);
+        }
         let (expanded_len, depthwise_len) = self.buffer_lens(&s)?;
         let (expanded, rest) = scratch.split_at_mut(expanded_len);
         let (depthwise, inner) = rest.split_at_mut(depthwise_len);
-        let band = match self.expand {
-            Some(_) => super::band::band(&self.depthwise, s.expanded)?,
-            None => None,
-        };
-        if let Some(band) = band {
-            return self.forward_banded(band, x, out, &s, expanded, depthwise, inner);
-        }
         let mut depthwise =
             ArrayViewMut4::from_shape(s.depthwise, depthwise).expect("sized by scratch_len");
         match &self.expand {

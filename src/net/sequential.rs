@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use ndarray::{Array4, ArrayView4, ArrayViewMut4, s};
 
 use super::Summary;
+use super::band::{MAX_STAGES, Plan, Stage, WHOLE_BYTES};
 use crate::Float;
-use crate::conv::{Algorithm, DepthwiseConv2d, PointwiseConv2d, check_output, dims4};
+use crate::conv::{Algorithm, check_output, dims4};
 use crate::cost::Cost;
 use crate::error::{Error, Result};
 use crate::layer::{
@@ -42,12 +43,14 @@ const KEPT_PLANS: usize = 4;
 /// (2²⁰ elements) run image by image and the rest on the whole batch: the
 /// same numbers, with the working set in cache.
 ///
-/// A [`PointwiseConv2d`] followed by a [`DepthwiseConv2d`] whose input (the
-/// 1×1 output) passes 1 MiB an image runs band by band of rows: the 1×1
-/// conv's output lives in a band buffer of 256 KiB (1 MiB on several
-/// threads) that stays in L2, instead of a whole map written out to memory
-/// and read back (MobileNet v1 1.0-224's `Conv2d_1_pointwise` writes 3.2 MB).
-/// The numbers are the same bits as layer by layer.
+/// Consecutive [`PointwiseConv2d`] and [`DepthwiseConv2d`] layers whose
+/// maps pass 1 MiB an image run as one chain, band by band of rows, ending
+/// in a depthwise conv: each map between them lives in a band buffer of
+/// about 256 KiB (1 MiB on several threads) that stays in L2, instead of a
+/// whole map written out to memory and read back (MobileNet v1 1.0-224's
+/// `Conv2d_1_depthwise` → `Conv2d_1_pointwise` → `Conv2d_2_depthwise`, whose
+/// maps between hold 1.6 and 3.2 MB). The numbers are the same bits as layer
+/// by layer.
 ///
 /// A `Sequential` is itself a [`Layer`], so containers nest.
 ///
@@ -74,6 +77,14 @@ pub struct Sequential<F: Float> {
     layers: Vec<(String, Box<dyn Layer<F>>)>,
     /// Plans and scratch kept by earlier forwards, one per concurrent caller.
     kept: Mutex<Vec<Kept<F>>>,
+}
+
+/// Layers that run as one chain, band by band: `stages[..len]` (the
+/// entries after are copies of the last, never read) and their plan.
+struct Chain<'a, F: Float> {
+    stages: [Stage<'a, F>; MAX_STAGES],
+    len: usize,
+    plan: Plan,
 }
 
 /// A forward's plan for one input shape and thread count, and its scratch.
@@ -271,8 +282,13 @@ impl<F: Float> Sequential<F> {
             let input = if i < split { per_image(shape) } else { shape };
             let out = self.output_of(i, input)?;
             inner = inner.max(layer.scratch_len(input).map_err(|e| self.at(i, input, e))?);
-            if let Some(pair) = self.pair_scratch(i, input)? {
-                inner = inner.max(pair);
+            // A chain from here (the longest: as if the input were in
+            // standard layout) runs in the same scratch.
+            let end = if i < split { split } else { self.layers.len() };
+            if let Some(chain) = self.chain(i, end, input, true)? {
+                let stages = &chain.stages[..chain.len];
+                let need = chain.plan.scratch_len(stages, 0);
+                inner = inner.max(need.map_err(|e| self.at(i, input, e))?);
             }
             // Every output but the network's own lives in a ping-pong buffer
             // (the last image-by-image one goes to the stage instead).
@@ -295,22 +311,52 @@ impl<F: Float> Sequential<F> {
         })
     }
 
-    /// Layers `i` and `i + 1` when they are a 1×1 conv and a depthwise conv.
-    fn pair(&self, i: usize) -> Option<(&PointwiseConv2d<F>, &DepthwiseConv2d<F>)> {
-        let pw = self.layers.get(i)?.1.as_pointwise()?;
-        let dw = self.layers.get(i + 1)?.1.as_depthwise()?;
-        Some((pw, dw))
-    }
-
-    /// The scratch of layers `i` and `i + 1` run band by band on `input`
-    /// (see `net::band`), or `None` when they run one after the other.
-    fn pair_scratch(&self, i: usize, input: [usize; 4]) -> Result<Option<usize>> {
-        match self.pair(i) {
-            Some((pw, dw)) => {
-                super::band::pair_scratch_len(pw, dw, input).map_err(|e| self.at(i, input, e))
+    /// The 1×1 and depthwise layers from layer `i` (below `end`) that run
+    /// as one chain, band by band (see `net::band`), on an input of shape
+    /// `input`: each layer's output but the last passes 1 MiB an image, the
+    /// last is a depthwise conv, and there are two or more. A chain does not
+    /// start with a depthwise conv on an input that is not in standard
+    /// layout (`standard`), as it reads its rows in place.
+    fn chain(
+        &self,
+        i: usize,
+        end: usize,
+        input: [usize; 4],
+        standard: bool,
+    ) -> Result<Option<Chain<'_, F>>> {
+        let stage = |j: usize| {
+            let layer = &self.layers[j].1;
+            match (layer.as_pointwise(), layer.as_depthwise()) {
+                (Some(pw), _) => Some(Stage::Pointwise(pw)),
+                (_, Some(dw)) => Some(Stage::Depthwise(dw)),
+                _ => None,
             }
-            None => Ok(None),
+        };
+        let elem = std::mem::size_of::<F>();
+        let (mut len, mut shape) = (0, input);
+        for j in i..end.min(i + MAX_STAGES) {
+            let Some(stage) = stage(j) else { break };
+            if let Stage::Depthwise(_) = stage
+                && (!stage.bands(shape) || (j == i && !standard))
+            {
+                break;
+            }
+            shape = self.output_of(j, shape)?;
+            if let Stage::Depthwise(_) = stage {
+                len = j - i + 1;
+            }
+            let [_, h, w, c] = shape;
+            if h.saturating_mul(w).saturating_mul(c).saturating_mul(elem) <= WHOLE_BYTES {
+                break;
+            }
         }
+        if len < 2 {
+            return Ok(None);
+        }
+        let stages =
+            std::array::from_fn(|k| stage(i + k.min(len - 1)).expect("a 1×1 or depthwise conv"));
+        let plan = Plan::new(&stages[..len], input).map_err(|e| self.at(i, input, e))?;
+        Ok(plan.worth_it(elem).then_some(Chain { stages, len, plan }))
     }
 
     /// The input shape of layer `upto` (the output of layer `upto − 1`).
@@ -342,16 +388,18 @@ impl<F: Float> Sequential<F> {
                 false => ArrayView4::from_shape(shape, &src[..checked_len("", &shape)?])
                     .expect("written by the layer before"),
             };
-            // A 1×1 conv and the depthwise conv after it run band by band
-            // (when the 1×1 output is large; not in a profiled forward, which
-            // times each layer on its own).
-            // The pair writes rows of a standard-layout output in place.
-            let in_place = i + 1 < last || out.as_ref().is_some_and(|o| o.is_standard_layout());
-            let pair = match (on_layer.is_none() && i < last && in_place, self.pair(i)) {
-                (true, Some(pair)) if self.pair_scratch(i, shape)?.is_some() => Some(pair),
-                _ => None,
-            };
-            let count = if pair.is_some() { 2 } else { 1 };
+            // A chain of 1×1 and depthwise convs runs band by band (not in a
+            // profiled forward, which times each layer on its own), writing
+            // rows of a standard-layout output in place.
+            let standard = i != range.start || x.is_standard_layout();
+            let chain = match on_layer.is_none() {
+                true => self.chain(i, range.end, shape, standard)?,
+                false => None,
+            }
+            .filter(|c| {
+                i + c.len - 1 < last || out.as_ref().is_some_and(|o| o.is_standard_layout())
+            });
+            let count = chain.as_ref().map_or(1, |c| c.len);
             let end = i + count - 1;
             let mut next = shape;
             for j in i..=end {
@@ -362,16 +410,8 @@ impl<F: Float> Sequential<F> {
                 true => out.take().expect("the last layer writes the output once"),
                 false => ArrayViewMut4::from_shape(next, &mut dst[..len]).expect("sized by layout"),
             };
-            let result = match pair {
-                Some((pw, dw)) => {
-                    super::band::run_pair(pw, dw, input, o, inner).and_then(|ran| match ran {
-                        true => Ok(()),
-                        false => Err(Error::Unsupported(
-                            "a 1×1 → depthwise pair planned to run band by band did not"
-                                .to_string(),
-                        )),
-                    })
-                }
+            let result = match &chain {
+                Some(c) => super::band::run_into(&c.stages[..c.len], &c.plan, input, o, inner),
                 None => self.layers[i].1.forward_with_scratch(input, o, inner),
             };
             result.map_err(|e| self.at(i, shape, e))?;
@@ -523,8 +563,8 @@ impl<F: Float> Sequential<F> {
 
     /// As [`forward`](Layer::forward), also returning the wall time of each
     /// layer (summed over the images of a batch that runs image by image).
-    /// Every layer runs on its own here, a banded 1×1 → depthwise pair too,
-    /// so that each has a time: the same bits, a little slower.
+    /// Every layer runs on its own here, those of a banded chain too, so
+    /// that each has a time: the same bits, a little slower.
     ///
     /// # Errors
     /// As [`forward`](Layer::forward).
