@@ -148,10 +148,10 @@ pub trait Layer<F: Float>: CloneLayer<F> + Debug + Send + Sync {
         scratch: &mut [F],
     ) -> Result<()>;
 
-    /// The layer as a 1×1 conv: a [`Sequential`](crate::Sequential) runs a
-    /// `PointwiseConv2d` and the `DepthwiseConv2d` after it band by band
-    /// when the 1×1 output is large. Internal: the default, `None`, is right
-    /// for every layer outside the crate.
+    /// The layer as a 1×1 conv: a [`Sequential`](crate::Sequential) runs
+    /// chains of `PointwiseConv2d` and `DepthwiseConv2d` layers (after a
+    /// `Conv2d` stem) band by band when their maps are large. Internal: the
+    /// default, `None`, is right for every layer outside the crate.
     #[doc(hidden)]
     fn as_pointwise(&self) -> Option<&crate::PointwiseConv2d<F>> {
         None
@@ -160,6 +160,12 @@ pub trait Layer<F: Float>: CloneLayer<F> + Debug + Send + Sync {
     /// The layer as a depthwise conv; see [`as_pointwise`](Self::as_pointwise).
     #[doc(hidden)]
     fn as_depthwise(&self) -> Option<&crate::DepthwiseConv2d<F>> {
+        None
+    }
+
+    /// The layer as a standard conv; see [`as_pointwise`](Self::as_pointwise).
+    #[doc(hidden)]
+    fn as_conv(&self) -> Option<&crate::Conv2d<F>> {
         None
     }
 

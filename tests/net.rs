@@ -1011,3 +1011,71 @@ fn pointwise_then_depthwise_bands_match_the_oracle_exactly() {
     check::<f32>();
     check::<f64>();
 }
+
+/// A chain that starts with a standard conv on the direct kernel (an RGB
+/// stem, stride 2), then depthwise and 1×1 convs, all with maps past 1 MiB:
+/// the oracle's bits on every path, at 1 and 2 threads, a batch, and a
+/// strided input (on which the chain starts after the stem).
+#[test]
+fn stem_chains_match_the_oracle_exactly() {
+    fn check<F: Float>() {
+        let same = |stride: usize| ConvParams {
+            stride: [stride; 2],
+            dilation: [1, 1],
+            padding: Padding::Same,
+        };
+        let input = [2, 150, 140, 3];
+        let stem = Op::Conv {
+            weight: array([3, 3, 3, 64], 1, true),
+            bias: Some(array([64], 2, true)),
+            params: same(2),
+            groups: 1,
+            act: Activation::Relu6,
+        };
+        let dw = |c: usize, stride: usize, seed: u64| Op::Depthwise {
+            weight: array([3, 3, c, 1], seed, true),
+            bias: Some(array([c], seed + 1, true)),
+            params: same(stride),
+            act: Activation::Relu6,
+        };
+        let pw = Op::Pointwise {
+            weight: array([64, 96], 5, true),
+            bias: Some(array([96], 6, true)),
+            act: Activation::Relu6,
+        };
+        let after = Op::Pointwise {
+            weight: array([96, 32], 9, true),
+            bias: None,
+            act: Activation::Identity,
+        };
+        let x: Array4<F> = array(input, 7, true);
+        let [n, h, w, c] = input;
+        let mut wide = Array4::<F>::zeros((n, h, 2 * w, c));
+        wide.slice_mut(ndarray::s![.., .., ..;2, ..]).assign(&x);
+        let strided = wide.slice(ndarray::s![.., .., ..;2, ..]);
+        for ops in [
+            vec![stem.clone(), dw(64, 1, 3), pw.clone(), dw(96, 2, 8)],
+            vec![stem.clone(), dw(64, 1, 3), pw.clone(), dw(96, 1, 8), after],
+        ] {
+            let want = bits(&oracle(&ops, x.view()));
+            let mut algorithms = sepconv::Algorithm::available();
+            algorithms.retain(|&a| a != sepconv::Algorithm::Reference);
+            for algorithm in algorithms {
+                let net = sequential(&ops).with_algorithm(algorithm);
+                for threads in [1, 2] {
+                    for (view, what) in [(x.view(), "standard"), (strided, "strided")] {
+                        let y = pool(threads).install(|| net.forward(view)).unwrap();
+                        assert!(
+                            bits(&y) == want,
+                            "{} {algorithm:?}, {} layers, {threads} thread(s), {what}",
+                            F::NAME,
+                            ops.len()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    check::<f32>();
+    check::<f64>();
+}

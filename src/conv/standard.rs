@@ -273,6 +273,57 @@ impl<F: Float> Conv2d<F> {
         })
     }
 
+    /// Whether forwards run the direct kernel (few input channels, f32).
+    pub(crate) fn runs_direct(&self) -> bool {
+        matches!(self.plan.kernel(), Ok(Some(ConvKernel::Direct(_))))
+    }
+
+    /// Output rows `first_row..` (of the `[N·OH, OW·C_out]` output matrix)
+    /// of a forward on `x` (a contiguous input of shape `input`) into `out`,
+    /// with the direct kernel, its rows split over the threads. `false`
+    /// (nothing written) when the plan is another.
+    ///
+    /// **Panics** if the buffers do not match (bugs in the caller).
+    pub(crate) fn forward_rows_direct(
+        &self,
+        x: &[F],
+        input: [usize; 4],
+        first_row: usize,
+        out: ArrayViewMut2<'_, F>,
+    ) -> Result<bool> {
+        let g = self.geometry(input)?;
+        let Some(&ConvKernel::Direct(isa)) = self.plan.kernel()? else {
+            return Ok(false);
+        };
+        assert!(
+            x.len() == input.iter().product::<usize>()
+                && out.ncols() == g.w.output * self.out_channels()
+                && first_row + out.nrows() <= input[0] * g.h.output,
+            "conv rows {first_row}.. of a {input:?} input into {:?}",
+            out.shape()
+        );
+        let problem = DirectConv {
+            x,
+            weight: self.core.weight_slice(),
+            bias: self.core.bias_slice(),
+            cin: self.in_channels(),
+            cout: self.out_channels(),
+            geometry: g,
+            activation: self.core.activation,
+        };
+        let rows = out.nrows();
+        #[cfg(target_arch = "x86_64")]
+        for_each_row_chunk(out, chunk_rows(rows, 4, 1), |r0, block| {
+            problem.rows(isa, first_row + r0, block)
+        });
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (isa, problem, out, rows);
+            unreachable!("no SIMD token off x86-64");
+        }
+        Ok(true)
+    }
+
     /// The direct kernel over chunks of output rows (see
     /// [`crate::kernels::direct`]).
     fn direct(
@@ -474,6 +525,10 @@ impl<F: Float> Layer<F> for Conv2d<F> {
             check_scratch("Conv2d", scratch.len(), needed)?;
         }
         self.run(kernel, x, &g, out, scratch)
+    }
+
+    fn as_conv(&self) -> Option<&Conv2d<F>> {
+        Some(self)
     }
 
     fn set_algorithm(&mut self, algorithm: crate::Algorithm) {

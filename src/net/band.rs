@@ -15,16 +15,17 @@
 //! Used by [`InvertedResidual`](super::InvertedResidual) (expansion →
 //! depthwise, then the projection of each band) and by
 //! [`Sequential`](super::Sequential) for its runs of 1×1 and depthwise
-//! layers with large maps (MobileNet v1 1.0-224's `Conv2d_1_depthwise` →
-//! `Conv2d_1_pointwise` → `Conv2d_2_depthwise`, whose intermediate maps
-//! hold 1.6 and 3.2 MB an image, and the four layers after them).
+//! layers with large maps, which may start with a standard conv on the
+//! direct kernel (MobileNet v1 1.0-224's stem → `Conv2d_1_depthwise` →
+//! `Conv2d_1_pointwise` → `Conv2d_2_depthwise`, whose maps between hold
+//! 1.6, 1.6 and 3.2 MB an image, and the four layers after them).
 
 use std::ops::Range;
 
 use ndarray::{ArrayView4, ArrayViewMut2, ArrayViewMut4, s};
 
 use crate::Float;
-use crate::conv::{DepthwiseConv2d, PointwiseConv2d};
+use crate::conv::{Conv2d, DepthwiseConv2d, PointwiseConv2d};
 use crate::error::{Error, Result};
 use crate::geometry::AxisGeometry;
 use crate::layer::Layer;
@@ -51,6 +52,9 @@ pub(crate) const MAX_STAGES: usize = 8;
 pub(crate) enum Stage<'a, F: Float> {
     Pointwise(&'a PointwiseConv2d<F>),
     Depthwise(&'a DepthwiseConv2d<F>),
+    /// A standard conv on the direct kernel (an RGB stem), first in a chain
+    /// only: it reads the chain's whole input.
+    Conv(&'a Conv2d<F>),
 }
 
 impl<F: Float> Stage<'_, F> {
@@ -58,6 +62,7 @@ impl<F: Float> Stage<'_, F> {
         match self {
             Stage::Pointwise(pw) => pw.output_shape(input),
             Stage::Depthwise(dw) => dw.output_shape(input),
+            Stage::Conv(conv) => conv.output_shape(input),
         }
     }
 
@@ -65,16 +70,23 @@ impl<F: Float> Stage<'_, F> {
         match self {
             Stage::Pointwise(pw) => pw.scratch_len(input),
             Stage::Depthwise(dw) => dw.scratch_len(input),
+            Stage::Conv(conv) => conv.scratch_len(input),
         }
     }
 
     /// The vertical geometry of a depthwise stage on `input` (`None` for a
-    /// 1×1 conv, which maps each row to one row), when it can run on bands:
-    /// with a kernel, and no output row that sees only padding (a band of
-    /// such rows would have no input rows).
+    /// 1×1 conv, which maps each row to one row, and for a conv), when it
+    /// can run on bands: with a kernel (the direct one for a conv), and no
+    /// output row that sees only padding (a band of such rows would have no
+    /// input rows).
     fn rows(&self, input: [usize; 4]) -> Result<Option<AxisGeometry>> {
         match self {
             Stage::Pointwise(_) => Ok(None),
+            // Never read: a conv stage is first, and reads all of its input.
+            Stage::Conv(conv) if conv.runs_direct() => Ok(None),
+            Stage::Conv(_) => Err(Error::Unsupported(
+                "a conv that does not run the direct kernel cannot run on bands".into(),
+            )),
             Stage::Depthwise(dw) => {
                 let g = dw.geometry(input)?.h;
                 let extent = (g.kernel - 1) * g.dilation + 1;
@@ -88,9 +100,21 @@ impl<F: Float> Stage<'_, F> {
         }
     }
 
-    /// Whether the stage can run on bands of `input` (see [`rows`](Self::rows)).
+    /// Whether the stage can run on bands of `input` (see
+    /// [`rows`](Self::rows)); allocates nothing (a forward asks).
     pub(crate) fn bands(&self, input: [usize; 4]) -> bool {
-        self.rows(input).is_ok()
+        match self {
+            Stage::Pointwise(_) => true,
+            Stage::Conv(conv) => conv.runs_direct(),
+            Stage::Depthwise(dw) => {
+                dw.runs_a_kernel()
+                    && dw.geometry(input).is_ok_and(|g| {
+                        let g = g.h;
+                        let extent = (g.kernel - 1) * g.dilation + 1;
+                        g.pad_before < extent && g.pad_after < extent
+                    })
+            }
+        }
     }
 }
 
@@ -150,6 +174,10 @@ impl Plan {
             shapes: [[0; 4]; MAX_STAGES + 1],
             rows: [None; MAX_STAGES],
         };
+        assert!(
+            !stages[1..].iter().any(|s| matches!(s, Stage::Conv(_))),
+            "a conv stage is first in its chain"
+        );
         plan.shapes[0] = input;
         for (j, stage) in stages.iter().enumerate() {
             plan.rows[j] = stage.rows(plan.shapes[j])?;
@@ -308,10 +336,9 @@ pub(crate) fn run<F: Float>(
     let oh = plan.output(last)[1];
     let [n, h, w, c] = plan.shapes[0];
     let x_slice = match stages[0] {
-        Stage::Depthwise(_) => Some(
-            x.as_slice()
-                .expect("a chain that starts with a depthwise conv reads a standard-layout input"),
-        ),
+        Stage::Depthwise(_) | Stage::Conv(_) => Some(x.as_slice().expect(
+            "a chain that starts with a depthwise conv or a conv reads a standard-layout input",
+        )),
         Stage::Pointwise(_) => None,
     };
     for b in 0..n {
@@ -369,6 +396,17 @@ pub(crate) fn run<F: Float>(
                                 pw.forward_with_scratch(src, dst, inner)?;
                             }
                         }
+                    }
+                    Stage::Conv(conv) => {
+                        // Rows of image b from the whole input, as in a
+                        // whole forward.
+                        let oh0 = plan.output(0)[1];
+                        let dst = ArrayViewMut2::from_shape((fresh.len(), row), dst)
+                            .expect("sized by the plan");
+                        let x = x_slice.expect("a standard-layout input (checked)");
+                        let ran =
+                            conv.forward_rows_direct(x, input_shape, b * oh0 + fresh.start, dst)?;
+                        assert!(ran, "chains run the direct conv kernel");
                     }
                     Stage::Depthwise(dw) => {
                         let g = plan.rows[j].as_ref().expect("planned");

@@ -242,15 +242,20 @@ impl<F: Float> InvertedResidual<F> {
     /// when the block runs band by band: with an expansion whose map passes
     /// 1 MiB an image, and a depthwise conv that can run on bands.
     fn banded(&self, input: [usize; 4], s: &Shapes) -> Result<Option<Plan>> {
-        let Some(expand) = &self.expand else {
+        let Some(stages) = self.chain() else {
             return Ok(None);
         };
-        let stages = [Stage::Pointwise(expand), Stage::Depthwise(&self.depthwise)];
         if !stages[1].bands(s.expanded) {
             return Ok(None);
         }
         let plan = Plan::new(&stages, input)?;
         Ok(plan.worth_it(std::mem::size_of::<F>()).then_some(plan))
+    }
+
+    /// The expansion and the depthwise conv, when there is an expansion.
+    fn chain(&self) -> Option<[Stage<'_, F>; 2]> {
+        let expand = self.expand.as_ref()?;
+        Some([Stage::Pointwise(expand), Stage::Depthwise(&self.depthwise)])
     }
 
     /// Elements of the depthwise band buffer of a banded forward.
@@ -267,8 +272,7 @@ impl<F: Float> InvertedResidual<F> {
     fn scratch_for(&self, input: [usize; 4], s: &Shapes) -> Result<usize> {
         let project = self.project.scratch_len(s.depthwise)?;
         if let Some(plan) = self.banded(input, s)? {
-            let expand = self.expand.as_ref().expect("banded blocks expand");
-            let stages = [Stage::Pointwise(expand), Stage::Depthwise(&self.depthwise)];
+            let stages = self.chain().expect("banded blocks expand");
             return self
                 .band_len(&plan, s)?
                 .checked_add(plan.scratch_len(&stages, project)?)
@@ -319,8 +323,7 @@ impl<F: Float> InvertedResidual<F> {
         s: &Shapes,
         scratch: &mut [F],
     ) -> Result<()> {
-        let expand = self.expand.as_ref().expect("banded blocks expand");
-        let stages = [Stage::Pointwise(expand), Stage::Depthwise(&self.depthwise)];
+        let stages = self.chain().expect("banded blocks expand");
         let [_, _, ow, oc] = s.depthwise;
         let (depthwise, chain) = scratch.split_at_mut(self.band_len(plan, s)?);
         super::band::run(&stages, plan, x.view(), chain, |band, inner| {

@@ -43,14 +43,16 @@ const KEPT_PLANS: usize = 4;
 /// (2²⁰ elements) run image by image and the rest on the whole batch: the
 /// same numbers, with the working set in cache.
 ///
-/// Consecutive [`PointwiseConv2d`] and [`DepthwiseConv2d`] layers whose
+/// Consecutive [`PointwiseConv2d`](crate::PointwiseConv2d) and
+/// [`DepthwiseConv2d`](crate::DepthwiseConv2d) layers whose
 /// maps pass 1 MiB an image run as one chain, band by band of rows, ending
-/// in a depthwise conv: each map between them lives in a band buffer of
-/// about 256 KiB (1 MiB on several threads) that stays in L2, instead of a
-/// whole map written out to memory and read back (MobileNet v1 1.0-224's
-/// `Conv2d_1_depthwise` → `Conv2d_1_pointwise` → `Conv2d_2_depthwise`, whose
-/// maps between hold 1.6 and 3.2 MB). The numbers are the same bits as layer
-/// by layer.
+/// in a depthwise conv (and starting, it may be, with a [`Conv2d`](crate::Conv2d)
+/// on few input channels, as an RGB stem): each map between them lives in a
+/// band buffer of about 256 KiB (1 MiB on several threads) that stays in L2,
+/// instead of a whole map written out to memory and read back (MobileNet v1
+/// 1.0-224's stem → `Conv2d_1_depthwise` → `Conv2d_1_pointwise` →
+/// `Conv2d_2_depthwise`, whose maps between hold 1.6, 1.6 and 3.2 MB). The
+/// numbers are the same bits as layer by layer.
 ///
 /// A `Sequential` is itself a [`Layer`], so containers nest.
 ///
@@ -311,12 +313,13 @@ impl<F: Float> Sequential<F> {
         })
     }
 
-    /// The 1×1 and depthwise layers from layer `i` (below `end`) that run
-    /// as one chain, band by band (see `net::band`), on an input of shape
-    /// `input`: each layer's output but the last passes 1 MiB an image, the
-    /// last is a depthwise conv, and there are two or more. A chain does not
-    /// start with a depthwise conv on an input that is not in standard
-    /// layout (`standard`), as it reads its rows in place.
+    /// The 1×1 and depthwise layers from layer `i` (below `end`; the first
+    /// may be a conv on the direct kernel) that run as one chain, band by
+    /// band (see `net::band`), on an input of shape `input`: each layer's
+    /// output but the last passes 1 MiB an image, the last is a depthwise
+    /// conv, and there are two or more. A chain does not start with a
+    /// depthwise conv or a conv on an input that is not in standard layout
+    /// (`standard`), as they read its rows in place.
     fn chain(
         &self,
         i: usize,
@@ -326,9 +329,11 @@ impl<F: Float> Sequential<F> {
     ) -> Result<Option<Chain<'_, F>>> {
         let stage = |j: usize| {
             let layer = &self.layers[j].1;
-            match (layer.as_pointwise(), layer.as_depthwise()) {
-                (Some(pw), _) => Some(Stage::Pointwise(pw)),
-                (_, Some(dw)) => Some(Stage::Depthwise(dw)),
+            match (layer.as_pointwise(), layer.as_depthwise(), layer.as_conv()) {
+                (Some(pw), _, _) => Some(Stage::Pointwise(pw)),
+                (_, Some(dw), _) => Some(Stage::Depthwise(dw)),
+                // A conv only first (MobileNet's stem), on the direct kernel.
+                (_, _, Some(conv)) if j == i => Some(Stage::Conv(conv)),
                 _ => None,
             }
         };
@@ -336,7 +341,7 @@ impl<F: Float> Sequential<F> {
         let (mut len, mut shape) = (0, input);
         for j in i..end.min(i + MAX_STAGES) {
             let Some(stage) = stage(j) else { break };
-            if let Stage::Depthwise(_) = stage
+            if matches!(stage, Stage::Depthwise(_) | Stage::Conv(_))
                 && (!stage.bands(shape) || (j == i && !standard))
             {
                 break;
@@ -353,8 +358,7 @@ impl<F: Float> Sequential<F> {
         if len < 2 {
             return Ok(None);
         }
-        let stages =
-            std::array::from_fn(|k| stage(i + k.min(len - 1)).expect("a 1×1 or depthwise conv"));
+        let stages = std::array::from_fn(|k| stage(i + k.min(len - 1)).expect("a chain's conv"));
         let plan = Plan::new(&stages[..len], input).map_err(|e| self.at(i, input, e))?;
         Ok(plan.worth_it(elem).then_some(Chain { stages, len, plan }))
     }
