@@ -430,15 +430,29 @@ fn run<K: Kernel>(
     // every pair; the 112×112×32→64 pointwise layer 0.90–0.96 → 0.72–0.81
     // ms.) One thread keeps one chunk.
     const CHUNKS_PER_THREAD: usize = 4;
-    let chunks = if threads > 1 {
-        threads * CHUNKS_PER_THREAD
-    } else {
-        1
-    };
     if (m < threads * 4 * mr || 4 * m < n) && panels > 1 {
-        let col_chunk = panels.div_ceil(chunks.min(panels)) * nr;
-        for_each_chunk(c, Axis(1), col_chunk, |n0, part| {
-            block::<K>(a, b, n0 / nr, part, act)
+        // Panels a chunk, as even over the threads as whole panels allow
+        // (30 panels on 2 threads: 6 chunks of 5, not 7 of 4 and one of 2).
+        let per_chunk = match threads {
+            1 => panels,
+            _ => crate::parallel::balanced_chunk(panels, threads, CHUNKS_PER_THREAD, 1),
+        };
+        // Too few column chunks to even out over the threads (MobileNetV2's
+        // 7×7 projections, 49 × 960 → 160: 5 panels, of which 2 threads
+        // took 3 and 2): each chunk's rows split in halves of whole tiles
+        // too, so that each thread takes the same share. (Those blocks ran
+        // 1.18–1.35× ONNX Runtime's time on 2 threads on the Intel Xeon
+        // model 207, where the blocks before ran 0.8–0.9×.)
+        let uneven = !panels.div_ceil(per_chunk).is_multiple_of(threads);
+        let row_chunk = match threads > 1 && uneven && m >= 2 * mr {
+            true => m.div_ceil(mr).div_ceil(threads) * mr,
+            false => m,
+        };
+        for_each_chunk(c, Axis(1), per_chunk * nr, |n0, part| {
+            for_each_chunk(part, Axis(0), row_chunk, |m0, part| {
+                let rows = a.slice(ndarray::s![m0..m0 + part.nrows(), ..]);
+                block::<K>(rows, b, n0 / nr, part, act)
+            })
         });
     } else {
         // Whole tiles of rows, in chunks as even as the tiles allow (784
@@ -761,7 +775,8 @@ mod tests {
     use ndarray::{Array2, s};
 
     /// A kernel under test: its name, panel width, and the call.
-    type Gemm = Box<dyn Fn(ArrayView2<f32>, &PackedB, ArrayViewMut2<f32>, Activation, bool)>;
+    type Gemm =
+        Box<dyn Fn(ArrayView2<f32>, &PackedB, ArrayViewMut2<f32>, Activation, bool) + Send + Sync>;
 
     /// Every GEMM kernel this CPU runs (saying which it cannot).
     fn kernels() -> Vec<(&'static str, usize, Gemm)> {
@@ -799,6 +814,15 @@ mod tests {
     /// together, then a tail), K from 1 up (1030: several depth blocks, or
     /// one pass for a single tile), into a NaN-poisoned wider buffer whose
     /// other columns must stay untouched.
+    /// A pool of two threads (whatever the machine has).
+    #[cfg(feature = "rayon")]
+    fn two_threads() -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn sizes_and_edges_against_naive() {
         for (name, nr, gemm) in kernels() {
@@ -814,13 +838,24 @@ mod tests {
                         let bias: Vec<f32> = (0..n).map(|j| j as f32 / 16.0 - 0.5).collect();
                         let packed = PackedB::new(b.view(), Some(&bias), nr).unwrap();
                         let mut big = Array2::from_elem((m, n + 3), f32::NAN);
-                        gemm(
-                            a.view(),
-                            &packed,
-                            big.slice_mut(s![.., 1..n + 1]),
-                            Activation::Identity,
-                            m % 2 == 0,
-                        );
+                        // Even m on 2 threads: row chunks, column chunks, and
+                        // column chunks split in rows (5 AVX-512 panels).
+                        let run = || {
+                            gemm(
+                                a.view(),
+                                &packed,
+                                big.slice_mut(s![.., 1..n + 1]),
+                                Activation::Identity,
+                                m % 2 == 0,
+                            )
+                        };
+                        #[cfg(feature = "rayon")]
+                        two_threads().install(run);
+                        #[cfg(not(feature = "rayon"))]
+                        {
+                            let mut run = run;
+                            run();
+                        }
                         let want = naive(a.view(), b.view(), &bias);
                         for i in 0..m {
                             assert!(
