@@ -84,6 +84,14 @@ pub struct SummaryRow {
     pub cost: Cost,
 }
 
+/// The token of [`Layer`]'s internal methods: public in a private module,
+/// so no crate outside can name it, and so none can override them.
+mod sealed {
+    #[derive(Clone, Copy, Debug)]
+    pub struct Token;
+}
+pub(crate) use sealed::Token;
+
 /// A layer: shapes, cost and scratch from an input shape alone, and a
 /// forward pass into the caller's buffers.
 ///
@@ -151,21 +159,22 @@ pub trait Layer<F: Float>: CloneLayer<F> + Debug + Send + Sync {
     /// The layer as a 1×1 conv: a [`Sequential`](crate::Sequential) runs
     /// chains of `PointwiseConv2d` and `DepthwiseConv2d` layers (after a
     /// `Conv2d` stem) band by band when their maps are large. Internal: the
-    /// default, `None`, is right for every layer outside the crate.
+    /// default, `None`, is right for every layer outside the crate, which
+    /// cannot override it (it takes a token only the crate can name).
     #[doc(hidden)]
-    fn as_pointwise(&self) -> Option<&crate::PointwiseConv2d<F>> {
+    fn as_pointwise(&self, _: sealed::Token) -> Option<&crate::PointwiseConv2d<F>> {
         None
     }
 
     /// The layer as a depthwise conv; see [`as_pointwise`](Self::as_pointwise).
     #[doc(hidden)]
-    fn as_depthwise(&self) -> Option<&crate::DepthwiseConv2d<F>> {
+    fn as_depthwise(&self, _: sealed::Token) -> Option<&crate::DepthwiseConv2d<F>> {
         None
     }
 
     /// The layer as a standard conv; see [`as_pointwise`](Self::as_pointwise).
     #[doc(hidden)]
-    fn as_conv(&self) -> Option<&crate::Conv2d<F>> {
+    fn as_conv(&self, _: sealed::Token) -> Option<&crate::Conv2d<F>> {
         None
     }
 

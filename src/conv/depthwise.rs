@@ -262,7 +262,7 @@ impl<F: Float> Layer<F> for DepthwiseConv2d<F> {
         })
     }
 
-    fn as_depthwise(&self) -> Option<&DepthwiseConv2d<F>> {
+    fn as_depthwise(&self, _: crate::layer::Token) -> Option<&DepthwiseConv2d<F>> {
         Some(self)
     }
 

@@ -190,7 +190,7 @@ impl<F: Float> Layer<F> for PointwiseConv2d<F> {
         })
     }
 
-    fn as_pointwise(&self) -> Option<&PointwiseConv2d<F>> {
+    fn as_pointwise(&self, _: crate::layer::Token) -> Option<&PointwiseConv2d<F>> {
         Some(self)
     }
 

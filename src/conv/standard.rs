@@ -527,7 +527,7 @@ impl<F: Float> Layer<F> for Conv2d<F> {
         self.run(kernel, x, &g, out, scratch)
     }
 
-    fn as_conv(&self) -> Option<&Conv2d<F>> {
+    fn as_conv(&self, _: crate::layer::Token) -> Option<&Conv2d<F>> {
         Some(self)
     }
 

@@ -12,7 +12,7 @@ use crate::conv::{Algorithm, check_output, dims4};
 use crate::cost::Cost;
 use crate::error::{Error, Result};
 use crate::layer::{
-    Layer, LayerInfo, SummaryRow, check_scratch, checked_len, child_path, zeroed, zeros4,
+    Layer, LayerInfo, SummaryRow, Token, check_scratch, checked_len, child_path, zeroed, zeros4,
 };
 
 /// Activations (elements) a batch may hold per layer and still run batched:
@@ -329,7 +329,11 @@ impl<F: Float> Sequential<F> {
     ) -> Result<Option<Chain<'_, F>>> {
         let stage = |j: usize| {
             let layer = &self.layers[j].1;
-            match (layer.as_pointwise(), layer.as_depthwise(), layer.as_conv()) {
+            match (
+                layer.as_pointwise(Token),
+                layer.as_depthwise(Token),
+                layer.as_conv(Token),
+            ) {
                 (Some(pw), _, _) => Some(Stage::Pointwise(pw)),
                 (_, Some(dw), _) => Some(Stage::Depthwise(dw)),
                 // A conv only first (MobileNet's stem), on the direct kernel.
