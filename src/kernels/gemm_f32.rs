@@ -809,11 +809,6 @@ mod tests {
         })
     }
 
-    /// Every edge: M around the 6- and 14-row tiles, N around the 16- and
-    /// 32-column panels (four whole panels of either, which one row takes
-    /// together, then a tail), K from 1 up (1030: several depth blocks, or
-    /// one pass for a single tile), into a NaN-poisoned wider buffer whose
-    /// other columns must stay untouched.
     /// A pool of two threads (whatever the machine has).
     #[cfg(feature = "rayon")]
     fn two_threads() -> rayon::ThreadPool {
@@ -823,8 +818,15 @@ mod tests {
             .unwrap()
     }
 
+    /// Every edge: M around the 6- and 14-row tiles, N around the 16- and
+    /// 32-column panels (four whole panels of either, which one row takes
+    /// together, then a tail), K from 1 up (1030: several depth blocks, or
+    /// one pass for a single tile), into a NaN-poisoned wider buffer whose
+    /// other columns must stay untouched.
     #[test]
     fn sizes_and_edges_against_naive() {
+        #[cfg(feature = "rayon")]
+        let pool = two_threads();
         for (name, nr, gemm) in kernels() {
             for m in [1, 5, 6, 7, 11, 12, 13, 14, 15, 25, 28, 29, 50] {
                 for n in [1, 15, 16, 17, 31, 33, 70, 135] {
@@ -850,7 +852,7 @@ mod tests {
                             )
                         };
                         #[cfg(feature = "rayon")]
-                        two_threads().install(run);
+                        pool.install(run);
                         #[cfg(not(feature = "rayon"))]
                         {
                             let mut run = run;

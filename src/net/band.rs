@@ -89,13 +89,12 @@ impl<F: Float> Stage<'_, F> {
             )),
             Stage::Depthwise(dw) => {
                 let g = dw.geometry(input)?.h;
-                let extent = (g.kernel - 1) * g.dilation + 1;
-                if !dw.runs_a_kernel() || g.pad_before >= extent || g.pad_after >= extent {
-                    return Err(Error::Unsupported(
+                match banded_rows(dw, g) {
+                    true => Ok(Some(g)),
+                    false => Err(Error::Unsupported(
                         "a depthwise conv that cannot run on bands".into(),
-                    ));
+                    )),
                 }
-                Ok(Some(g))
             }
         }
     }
@@ -106,16 +105,16 @@ impl<F: Float> Stage<'_, F> {
         match self {
             Stage::Pointwise(_) => true,
             Stage::Conv(conv) => conv.runs_direct(),
-            Stage::Depthwise(dw) => {
-                dw.runs_a_kernel()
-                    && dw.geometry(input).is_ok_and(|g| {
-                        let g = g.h;
-                        let extent = (g.kernel - 1) * g.dilation + 1;
-                        g.pad_before < extent && g.pad_after < extent
-                    })
-            }
+            Stage::Depthwise(dw) => dw.geometry(input).is_ok_and(|g| banded_rows(dw, g.h)),
         }
     }
+}
+
+/// Whether a depthwise conv with vertical geometry `g` runs on bands: with
+/// a kernel, and no output row that sees only padding.
+fn banded_rows<F: Float>(dw: &DepthwiseConv2d<F>, g: AxisGeometry) -> bool {
+    let extent = g.extent();
+    dw.runs_a_kernel() && g.pad_before < extent && g.pad_after < extent
 }
 
 /// The input rows that output rows `out` of a conv with vertical geometry
@@ -126,7 +125,7 @@ fn input_rows(g: Option<&AxisGeometry>, out: Range<usize>) -> Range<usize> {
     let lo = (out.start * g.stride)
         .saturating_sub(g.pad_before)
         .min(g.input);
-    let hi = ((out.end - 1) * g.stride + (g.kernel - 1) * g.dilation + 1)
+    let hi = ((out.end - 1) * g.stride + g.extent())
         .saturating_sub(g.pad_before)
         .min(g.input)
         .max(lo);
@@ -138,7 +137,7 @@ fn input_rows(g: Option<&AxisGeometry>, out: Range<usize>) -> Range<usize> {
 /// bottom.
 fn band_geometry(g: &AxisGeometry, out: Range<usize>, input: Range<usize>) -> AxisGeometry {
     let pad_before = g.pad_before + input.start - out.start * g.stride;
-    let span = (out.end - out.start - 1) * g.stride + (g.kernel - 1) * g.dilation + 1;
+    let span = (out.end - out.start - 1) * g.stride + g.extent();
     AxisGeometry {
         input: input.end - input.start,
         pad_before,
