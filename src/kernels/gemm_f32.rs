@@ -233,9 +233,12 @@ struct Step {
     first: bool,
     last: bool,
     act: Activation,
-    /// The next panel's depth block (the same `k × NR` layout), which this
-    /// tile prefetches into L2 as it reads its own; null for none.
+    /// Rows of the next panel's depth block (the same `k × NR` layout), which
+    /// this tile prefetches into L2 as it reads its own; null for none.
     prefetch: *const f32,
+    /// How many rows (of NR floats) from `prefetch` on, at most the tile's
+    /// `k`: spread evenly over its steps.
+    prefetch_rows: usize,
 }
 
 /// An ISA's micro-kernels: its tile shape and the `#[target_feature]`
@@ -246,7 +249,7 @@ trait Kernel {
     const MR: usize;
     /// Columns per panel (two vectors).
     const NR: usize;
-    /// Whether a panel's first tile prefetches the next panel (see
+    /// Whether a panel's tiles prefetch the next panel (see
     /// `tile_body`): measured faster with AVX-512 on the Intel Xeon; on the
     /// AMD EPYC with AVX2 a next-panel prefetch was up to 18% slower, so the
     /// AVX2 kernel keeps none.
@@ -509,6 +512,7 @@ fn block<K: Kernel>(
             last,
             act,
             prefetch: std::ptr::null(),
+            prefetch_rows: 0,
         };
         for mb in (0..m).step_by(mc) {
             let mb_end = (mb + mc).min(m);
@@ -552,13 +556,25 @@ fn block<K: Kernel>(
                     std::ptr::null()
                 };
                 let (panel, bias, cols) = panel(j);
-                for (m0, rows) in tiles(mb, mb_end, mr) {
-                    // The first tile of a panel brings the next panel into
-                    // L2 while it streams its own: a layer with few rows (7×7,
-                    // 49) reads each panel from L3 and would otherwise wait
-                    // on it (see `tile_body`).
+                // The panel's tiles bring the next panel into L2 while they
+                // stream their own, each a share of its rows spread over its
+                // steps: a layer with few rows (7×7, 49) reads each panel from
+                // L3 or memory and would otherwise wait on it (see
+                // `tile_body`). (When the first tile prefetched the whole
+                // panel, the fetches came in a burst and the other tiles had
+                // none in flight. Intel Xeon model 207, AVX-512, in-process
+                // A/B, 11–15 pairs of blocks: 1.0-224 0.961×, 0.971×, 0.982×
+                // the time on 1 thread and 0.963×, 0.989×, 0.995× on 2; v2
+                // 0.985× on both; 0.75-224 and 0.5-160 0.98–1.01×.)
+                let count = tiles(mb, mb_end, mr).count();
+                for (t, (m0, rows)) in tiles(mb, mb_end, mr).enumerate() {
+                    let (lo, hi) = (t * depth / count, (t + 1) * depth / count);
                     let step = Step {
-                        prefetch: if m0 == mb { next } else { std::ptr::null() },
+                        prefetch: match next.is_null() || hi == lo {
+                            true => std::ptr::null(),
+                            false => next.wrapping_add(lo * nr),
+                        },
+                        prefetch_rows: hi - lo,
                         ..step
                     };
                     // SAFETY: `a` is a view of m × k with row stride lda
@@ -569,8 +585,9 @@ fn block<K: Kernel>(
                     // stride ldc and unit column stride, and the kernel
                     // reads (when not `first`) and writes only rows
                     // m0..m0+rows, columns j·NR..j·NR+cols of it; the
-                    // prefetched `next` is null or panel j + 1's depth × NR
-                    // floats. The ISA was detected (the caller's token).
+                    // prefetched rows lo..hi of `next` are null or rows of
+                    // panel j + 1's depth × NR floats. The ISA was detected
+                    // (the caller's token).
                     unsafe {
                         K::tile(
                             depth,
@@ -665,7 +682,8 @@ unsafe fn row_panels4_body<S: Simd>(
 /// apart; `b` at `k × NR` floats; `bias` at NR floats; `c` at `R` rows of
 /// `cols` (1–NR) writable floats spaced `ldc` apart, which hold the partial
 /// sums of the earlier depth blocks unless `step.first`; `step.prefetch` is
-/// null or points at `k × NR` floats (only prefetched, never read).
+/// null or points at `step.prefetch_rows` ≤ `k` rows of NR floats (only
+/// prefetched, never read).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -709,19 +727,26 @@ unsafe fn tile_body<S: Simd, const R: usize>(
                 }
             }
         }
+        let (mut pf, mut due) = (step.prefetch, 0usize);
         for p in 0..k {
-            // The next panel's row p, a step ahead (two lines of 64 B with
-            // AVX-512). Prefetches do not fault and change no result.
-            // Measured on the Intel Xeon (model 167), AVX-512, 6 pairs taking
-            // turns: 1.0-224 0.940x the time on 1 thread, 0.947x on 2; the
-            // 7x7x512->1024 layer 0.48-0.53 -> 0.35-0.38 ms, 7x7x1024->1024
-            // 1.08-1.16 -> 0.84-0.88; 0.5-160 1.001x. (The AVX2 kernel, there:
-            // 0.969x on 1.0-224 and 1.026x on 0.25-128; it keeps none, see
-            // `Kernel::PREFETCH`.)
-            if !step.prefetch.is_null() {
-                use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
-                _mm_prefetch::<_MM_HINT_T1>(step.prefetch.add(p * nr).cast());
-                _mm_prefetch::<_MM_HINT_T1>(step.prefetch.add(p * nr + l).cast());
+            // The tile's share of the next panel's rows, one row (two lines
+            // of 64 B with AVX-512) every k / prefetch_rows steps.
+            // Prefetches do not fault and change no result. (A prefetch of
+            // the next panel, measured on the Intel Xeon (model 167),
+            // AVX-512, 6 pairs taking turns: 1.0-224 0.940x the time on 1
+            // thread, 0.947x on 2; the 7x7x512->1024 layer 0.48-0.53 ->
+            // 0.35-0.38 ms, 7x7x1024->1024 1.08-1.16 -> 0.84-0.88; 0.5-160
+            // 1.001x. The AVX2 kernel, there: 0.969x on 1.0-224 and 1.026x on
+            // 0.25-128; it keeps none, see `Kernel::PREFETCH`.)
+            if !pf.is_null() {
+                due += step.prefetch_rows;
+                if due >= k {
+                    due -= k;
+                    use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
+                    _mm_prefetch::<_MM_HINT_T1>(pf.cast());
+                    _mm_prefetch::<_MM_HINT_T1>(pf.add(l).cast());
+                    pf = pf.add(nr);
+                }
             }
             let b0 = S::load(b.add(p * nr));
             let b1 = S::load(b.add(p * nr + l));
