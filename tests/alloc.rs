@@ -27,8 +27,8 @@ use ndarray::Array4;
 use sepconv::init::{Init, SplitMix64};
 use sepconv::mobilenet::{MobileNet, MobileNetConfig, Variant};
 use sepconv::{
-    Activation, Conv2d, Dense, GlobalAvgPool, Layer, MaxPool2d, Padding, PointwiseConv2d, Residual,
-    SeparableConv2d, Sequential,
+    Activation, Conv2d, Dense, DepthwiseConv2d, GlobalAvgPool, InvertedResidual, Layer, MaxPool2d,
+    Padding, PointwiseConv2d, Residual, SeparableConv2d, Sequential,
 };
 
 struct Counting;
@@ -286,5 +286,146 @@ fn second_forward_allocates_only_its_output() {
                 );
             }
         }
+    }
+}
+
+/// Networks whose maps pass 1 MiB an image, so that they run band by band
+/// (see `net::band`): a MobileNet-like stem chain (3×3 conv, depthwise, 1×1,
+/// strided depthwise: 96 × 96 maps of 32 and 64 channels) and MobileNetV2's
+/// expanding blocks (the 112 × 112 × 96 expansion of its second block, and a
+/// 56 × 56 × 144 one with its residual sum). A block's scratch is smaller
+/// than its expanded and depthwise maps, which a forward that is not banded
+/// holds whole: so the banded path is the one counted. (A `Sequential` keeps its ping-pong
+/// buffers whatever runs in them; `tests/net.rs` shows that such a stem runs
+/// as a chain: mutations of the band code fail its oracle tests.)
+fn banded() -> Vec<(&'static str, Sequential<f32>, [usize; 4], Option<usize>)> {
+    let rng = &mut SplitMix64::new(9);
+    let same = |weight, stride| {
+        DepthwiseConv2d::builder(weight)
+            .stride(stride)
+            .padding(Padding::Same)
+            .activation(Activation::Relu6)
+            .build()
+            .unwrap()
+    };
+    let pw = |c, n, rng: &mut SplitMix64| {
+        PointwiseConv2d::new(Init::HeNormal.dense([c, n], rng).unwrap(), None)
+            .unwrap()
+            .with_activation(Activation::Relu6)
+    };
+    let head = |c, rng: &mut SplitMix64| {
+        Sequential::new()
+            .with(GlobalAvgPool)
+            .with(Dense::new(Init::GlorotNormal.dense([c, 10], rng).unwrap(), None).unwrap())
+    };
+    let stem = Sequential::new()
+        .with(
+            Conv2d::builder(Init::HeNormal.conv2d([3, 3, 3, 32], rng).unwrap())
+                .stride(2)
+                .padding(Padding::Same)
+                .activation(Activation::Relu6)
+                .build()
+                .unwrap(),
+        )
+        .with(same(
+            Init::HeNormal.depthwise([3, 3, 32, 1], rng).unwrap(),
+            1,
+        ))
+        .with(pw(32, 64, rng))
+        .with(same(
+            Init::HeNormal.depthwise([3, 3, 64, 1], rng).unwrap(),
+            2,
+        ))
+        .with(head(64, rng));
+    let block = |c_in, c_out, stride, rng: &mut SplitMix64| {
+        InvertedResidual::init(
+            c_in,
+            c_out,
+            6,
+            stride,
+            Activation::Relu6,
+            Init::HeNormal,
+            rng,
+        )
+        .unwrap()
+    };
+    let v2 = Sequential::new()
+        .with(block(16, 24, 2, rng))
+        .with(head(24, rng));
+    let residual = Sequential::new()
+        .with(block(24, 24, 1, rng))
+        .with(head(24, rng));
+    vec![
+        ("stem chain", stem, [1, 192, 192, 3], None),
+        (
+            "expanding block",
+            v2,
+            [1, 112, 112, 16],
+            Some(112 * 112 * 96 + 56 * 56 * 96),
+        ),
+        (
+            "expanding residual block",
+            residual,
+            [1, 56, 56, 24],
+            Some(2 * 56 * 56 * 144),
+        ),
+    ]
+}
+
+#[test]
+fn banded_chains_allocate_only_their_output() {
+    if !simd_path() {
+        return;
+    }
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let pools = pools();
+    for (name, net, shape, whole) in banded() {
+        let x = Array4::<f32>::from_shape_fn(shape, |(_, h, w, c)| {
+            ((h * 7 + w * 3 + c) % 13) as f32 / 13.0 - 0.4
+        });
+        let len = net.scratch_len(shape).unwrap();
+        if let Some(whole) = whole {
+            assert!(
+                len < whole,
+                "{name}: scratch of {len} elements, not smaller than its expanded and \
+                 depthwise maps ({whole}): not banded"
+            );
+        }
+        let mut outputs = Vec::new();
+        for (threads, pool) in pools.iter().enumerate().map(|(i, p)| (i + 1, p)) {
+            let what = format!("{name}, {threads} thread(s)");
+            let (second, allocations, bytes) = pool.install(|| {
+                let first = net.forward(x.view()).unwrap();
+                let (second, allocations, bytes) = counted(|| net.forward(x.view()).unwrap());
+                assert_eq!(second, first, "{what}");
+                (second, allocations, bytes)
+            });
+            if threads == 1 {
+                assert_eq!(
+                    (allocations, bytes),
+                    (1, 10 * 4),
+                    "{what}: expected only the [1, 1, 1, 10] f32 output"
+                );
+            } else {
+                assert!(
+                    allocations <= RAYON_ALLOCATIONS && bytes <= 10 * 4 + RAYON_BYTES,
+                    "{what}: {allocations} allocations, {bytes} B"
+                );
+            }
+            let mut scratch = vec![0.0; len];
+            let mut out = Array4::zeros((1, 1, 1, 10));
+            let ((), allocations, _) = pool.install(|| {
+                counted(|| {
+                    net.forward_with_scratch(x.view(), out.view_mut(), &mut scratch)
+                        .unwrap()
+                })
+            });
+            assert_eq!(out, second, "{what}: forward_with_scratch");
+            if threads == 1 {
+                assert_eq!(allocations, 0, "{what}: forward_with_scratch allocated");
+            }
+            outputs.push(second);
+        }
+        assert_eq!(outputs[0], outputs[1], "{name}: 1 and 2 threads differ");
     }
 }
