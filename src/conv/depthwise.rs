@@ -138,8 +138,13 @@ impl<F: Float> DepthwiseConv2d<F> {
     /// NHWC), `h` the vertical geometry of the band (its padding where it
     /// meets the image's edge, none inside), `out` its `h.output` rows as
     /// `[rows, OW·C·m]`, standard layout. Each output gets the bits it has in
-    /// a whole forward. `false` (nothing written) when the plan is the
-    /// oracle's.
+    /// a whole forward.
+    ///
+    /// # Errors
+    /// As [`geometry`](Self::geometry); [`Error::Unsupported`] when the plan
+    /// is the oracle's, which runs only whole tensors (a chain never plans
+    /// such a conv: see [`runs_a_kernel`](Self::runs_a_kernel)), with
+    /// nothing written.
     ///
     /// **Panics** if the buffers do not match the band (bugs in the caller).
     pub(crate) fn forward_band(
@@ -148,10 +153,12 @@ impl<F: Float> DepthwiseConv2d<F> {
         input: [usize; 4],
         h: crate::geometry::AxisGeometry,
         out: ArrayViewMut2<'_, F>,
-    ) -> Result<bool> {
+    ) -> Result<()> {
         let mut g = self.geometry(input)?;
         let Some(&kernel) = self.plan.kernel()? else {
-            return Ok(false);
+            return Err(Error::Unsupported(
+                "a depthwise conv on the oracle runs whole tensors, not bands".into(),
+            ));
         };
         g.h = h;
         assert!(
@@ -163,7 +170,7 @@ impl<F: Float> DepthwiseConv2d<F> {
             out.shape()
         );
         self.run_rows(kernel, x, g, out);
-        Ok(true)
+        Ok(())
     }
 
     /// All rows of `out` (the `[N·OH, OW·C·m]` rows of the forward on the

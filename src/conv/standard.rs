@@ -280,8 +280,12 @@ impl<F: Float> Conv2d<F> {
 
     /// Output rows `first_row..` (of the `[N·OH, OW·C_out]` output matrix)
     /// of a forward on `x` (a contiguous input of shape `input`) into `out`,
-    /// with the direct kernel, its rows split over the threads. `false`
-    /// (nothing written) when the plan is another.
+    /// with the direct kernel, its rows split over the threads.
+    ///
+    /// # Errors
+    /// As [`geometry`](Self::geometry); [`Error::Unsupported`] when the plan
+    /// is another kernel (a chain plans only convs that
+    /// [`runs_direct`](Self::runs_direct)), with nothing written.
     ///
     /// **Panics** if the buffers do not match (bugs in the caller).
     pub(crate) fn forward_rows_direct(
@@ -290,10 +294,12 @@ impl<F: Float> Conv2d<F> {
         input: [usize; 4],
         first_row: usize,
         out: ArrayViewMut2<'_, F>,
-    ) -> Result<bool> {
+    ) -> Result<()> {
         let g = self.geometry(input)?;
         let Some(&ConvKernel::Direct(isa)) = self.plan.kernel()? else {
-            return Ok(false);
+            return Err(Error::Unsupported(
+                "only a conv on the direct kernel runs rows of a chain".into(),
+            ));
         };
         assert!(
             x.len() == input.iter().product::<usize>()
@@ -302,13 +308,46 @@ impl<F: Float> Conv2d<F> {
             "conv rows {first_row}.. of a {input:?} input into {:?}",
             out.shape()
         );
+        self.direct_rows(isa, x, &g, first_row, out);
+        Ok(())
+    }
+
+    /// The direct kernel on the whole input `x`, into `out` (`[N·OH·OW,
+    /// C_out]`, standard layout).
+    fn direct(
+        &self,
+        isa: DirectIsa,
+        x: ArrayView4<'_, F>,
+        g: &ConvGeometry,
+        out: ArrayViewMut2<'_, F>,
+    ) -> Result<()> {
+        let x = super::contiguous_input("Conv2d", &x)?;
+        let rows = out.nrows() / g.w.output.max(1);
+        let out = out
+            .into_shape_with_order((rows, g.w.output * self.out_channels()))
+            .expect("standard layout");
+        self.direct_rows(isa, &x, g, 0, out);
+        Ok(())
+    }
+
+    /// Rows `first_row..` of the `[N·OH, OW·C_out]` output of the direct
+    /// kernel on the contiguous input `x` into `out`, in chunks of rows over
+    /// the threads.
+    fn direct_rows(
+        &self,
+        isa: DirectIsa,
+        x: &[F],
+        g: &ConvGeometry,
+        first_row: usize,
+        out: ArrayViewMut2<'_, F>,
+    ) {
         let problem = DirectConv {
             x,
             weight: self.core.weight_slice(),
             bias: self.core.bias_slice(),
             cin: self.in_channels(),
             cout: self.out_channels(),
-            geometry: g,
+            geometry: *g,
             activation: self.core.activation,
         };
         let rows = out.nrows();
@@ -318,45 +357,9 @@ impl<F: Float> Conv2d<F> {
         });
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (isa, problem, out, rows);
+            let _ = (isa, problem, out, rows, first_row);
             unreachable!("no SIMD token off x86-64");
         }
-        Ok(true)
-    }
-
-    /// The direct kernel over chunks of output rows (see
-    /// [`crate::kernels::direct`]).
-    fn direct(
-        &self,
-        isa: DirectIsa,
-        x: ArrayView4<'_, F>,
-        g: &ConvGeometry,
-        out: ArrayViewMut2<'_, F>,
-    ) -> Result<()> {
-        let x = super::contiguous_input("Conv2d", &x)?;
-        let problem = DirectConv {
-            x: &x,
-            weight: self.core.weight_slice(),
-            bias: self.core.bias_slice(),
-            cin: self.in_channels(),
-            cout: self.out_channels(),
-            geometry: *g,
-            activation: self.core.activation,
-        };
-        let rows = out.nrows() / g.w.output.max(1);
-        let out = out
-            .into_shape_with_order((rows, g.w.output * self.out_channels()))
-            .expect("standard layout");
-        #[cfg(target_arch = "x86_64")]
-        for_each_row_chunk(out, chunk_rows(rows, 4, 1), |r0, block| {
-            problem.rows(isa, r0, block)
-        });
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = (isa, problem, out);
-            unreachable!("no SIMD token off x86-64");
-        }
-        Ok(())
     }
 
     /// im2col + GEMM over chunks of output rows: each chunk gathers its

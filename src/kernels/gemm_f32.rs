@@ -442,8 +442,8 @@ fn run<K: Kernel>(
         };
         // Too few column chunks to even out over the threads (MobileNetV2's
         // 7×7 projections, 49 × 960 → 160: 5 panels, of which 2 threads
-        // took 3 and 2): each chunk's rows split in halves of whole tiles
-        // too, so that each thread takes the same share. (Those blocks ran
+        // took 3 and 2): each chunk's rows split too, in one part a thread
+        // (whole tiles), so that each thread takes the same share. (Those blocks ran
         // 1.18–1.35× ONNX Runtime's time on 2 threads on the Intel Xeon
         // model 207, where the blocks before ran 0.8–0.9×.)
         let uneven = !panels.div_ceil(per_chunk).is_multiple_of(threads);

@@ -161,7 +161,19 @@ pub(crate) struct Plan {
 impl Plan {
     /// The plan of `stages` (2 to [`MAX_STAGES`], the last a depthwise conv,
     /// each able to run on bands) on `input`.
+    ///
+    /// # Errors
+    /// A stage's error on its input shape, as [`new_at`](Self::new_at).
     pub(crate) fn new<F: Float>(stages: &[Stage<'_, F>], input: [usize; 4]) -> Result<Self> {
+        Self::new_at(stages, input).map_err(|(_, e)| e)
+    }
+
+    /// As [`new`](Self::new), an error paired with the index of the stage
+    /// that failed (a `Sequential` names that layer).
+    pub(crate) fn new_at<F: Float>(
+        stages: &[Stage<'_, F>],
+        input: [usize; 4],
+    ) -> std::result::Result<Self, (usize, Error)> {
         assert!(
             (2..=MAX_STAGES).contains(&stages.len())
                 && matches!(stages.last(), Some(Stage::Depthwise(_))),
@@ -179,8 +191,9 @@ impl Plan {
         );
         plan.shapes[0] = input;
         for (j, stage) in stages.iter().enumerate() {
-            plan.rows[j] = stage.rows(plan.shapes[j])?;
-            plan.shapes[j + 1] = stage.output_shape(plan.shapes[j])?;
+            let at = |e| (j, e);
+            plan.rows[j] = stage.rows(plan.shapes[j]).map_err(at)?;
+            plan.shapes[j + 1] = stage.output_shape(plan.shapes[j]).map_err(at)?;
         }
         Ok(plan)
     }
@@ -309,7 +322,7 @@ pub(crate) struct Band<'a, F> {
 /// rows the band needs, each into its band buffer, then `f` on the band
 /// (which runs the last stage, a depthwise conv, and whatever follows),
 /// with `inner` as scratch for all. `x` is the chain's input (in standard
-/// layout when the first stage is a depthwise conv), `scratch` holds
+/// layout when the first stage is a depthwise conv or a conv), `scratch` holds
 /// [`Plan::scratch_len`] elements.
 pub(crate) fn run<F: Float>(
     stages: &[Stage<'_, F>],
@@ -403,9 +416,7 @@ pub(crate) fn run<F: Float>(
                         let dst = ArrayViewMut2::from_shape((fresh.len(), row), dst)
                             .expect("sized by the plan");
                         let x = x_slice.expect("a standard-layout input (checked)");
-                        let ran =
-                            conv.forward_rows_direct(x, input_shape, b * oh0 + fresh.start, dst)?;
-                        assert!(ran, "chains run the direct conv kernel");
+                        conv.forward_rows_direct(x, input_shape, b * oh0 + fresh.start, dst)?;
                     }
                     Stage::Depthwise(dw) => {
                         let g = plan.rows[j].as_ref().expect("planned");
@@ -415,9 +426,7 @@ pub(crate) fn run<F: Float>(
                             &src[(rows.start - src_lo) * iw * ic..(rows.end - src_lo) * iw * ic];
                         let dst = ArrayViewMut2::from_shape((fresh.len(), row), dst)
                             .expect("sized by the plan");
-                        let ran =
-                            dw.forward_band(src, input_shape, band_geometry(g, fresh, rows), dst)?;
-                        assert!(ran, "chains run depthwise kernels");
+                        dw.forward_band(src, input_shape, band_geometry(g, fresh, rows), dst)?;
                     }
                 }
             }
@@ -474,8 +483,6 @@ pub(crate) fn run_into<F: Float>(
             &mut out[at..at + band.rows.len() * row],
         )
         .expect("rows of the output");
-        let ran = dw.forward_band(band.input, input_shape, band.geometry, dst)?;
-        assert!(ran, "chains run depthwise kernels");
-        Ok(())
+        dw.forward_band(band.input, input_shape, band.geometry, dst)
     })
 }

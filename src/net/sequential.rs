@@ -363,7 +363,13 @@ impl<F: Float> Sequential<F> {
             return Ok(None);
         }
         let stages = std::array::from_fn(|k| stage(i + k.min(len - 1)).expect("a chain's conv"));
-        let plan = Plan::new(&stages[..len], input).map_err(|e| self.at(i, input, e))?;
+        let plan = Plan::new_at(&stages[..len], input).map_err(|(j, e)| {
+            // The failing stage's own layer, on its input.
+            match (i..i + j).try_fold(input, |s, k| self.output_of(k, s)) {
+                Ok(shape) => self.at(i + j, shape, e),
+                Err(e) => e,
+            }
+        })?;
         Ok(plan.worth_it(elem).then_some(Chain { stages, len, plan }))
     }
 
