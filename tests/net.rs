@@ -856,6 +856,17 @@ fn plans_follow_changes_to_the_network() {
 /// the pair first, last or in between, and a caller's output in another
 /// layout. A profiled forward runs the two layers one after the other: the
 /// same bits again.
+/// A 3×3 depthwise conv of `c` channels with a bias and ReLU6, its
+/// (dyadic) weights from `seed` and `seed + 1`.
+fn depthwise3x3<F: Float>(c: usize, seed: u64, params: ConvParams) -> Op<F> {
+    Op::Depthwise {
+        weight: array([3, 3, c, 1], seed, true),
+        bias: Some(array([c], seed + 1, true)),
+        params,
+        act: Activation::Relu6,
+    }
+}
+
 #[test]
 fn pointwise_then_depthwise_bands_match_the_oracle_exactly() {
     fn check<F: Float>() {
@@ -889,37 +900,28 @@ fn pointwise_then_depthwise_bands_match_the_oracle_exactly() {
                 bias: Some(array([c], next(), true)),
                 act: Activation::Relu6,
             };
-            let dw = Op::Depthwise {
-                weight: array([3, 3, c, 1], next(), true),
-                bias: Some(array([c], next(), true)),
-                params: ConvParams {
-                    stride: [stride; 2],
-                    dilation: [dilation; 2],
-                    padding,
-                },
-                act: Activation::Relu6,
+            let params = ConvParams {
+                stride: [stride; 2],
+                dilation: [dilation; 2],
+                padding,
             };
+            let dw = depthwise3x3(c, next(), params);
             let after = Op::Pointwise {
                 weight: array([c, 8], next(), true),
                 bias: None,
                 act: Activation::Identity,
             };
             let x: Array4<F> = array(input, next(), true);
-            let mut wide = Array4::<F>::zeros((n, h, 2 * w, c_in));
-            wide.slice_mut(ndarray::s![.., .., ..;2, ..]).assign(&x);
-            let strided = wide.slice(ndarray::s![.., .., ..;2, ..]);
+            let wide = Stored::new(&x, View::ColumnStrided);
+            let strided = wide.view();
             // A depthwise conv that keeps the size (3×3 SAME, stride 1) on
             // `c_in` and on `c` channels, and a 1×1 conv back to `c_in`.
-            let keep = |c: usize, seed: u64| Op::Depthwise {
-                weight: array([3, 3, c, 1], seed, true),
-                bias: Some(array([c], seed + 1, true)),
-                params: ConvParams {
-                    stride: [1, 1],
-                    dilation: [1, 1],
-                    padding: Padding::Same,
-                },
-                act: Activation::Relu6,
+            let same = ConvParams {
+                stride: [1, 1],
+                dilation: [1, 1],
+                padding: Padding::Same,
             };
+            let keep = |c: usize, seed: u64| depthwise3x3(c, seed, same);
             let first = keep(c_in, next());
             let skip = Op::Depthwise {
                 weight: array([1, 1, c, 1], next(), true),
@@ -1032,12 +1034,7 @@ fn stem_chains_match_the_oracle_exactly() {
             groups: 1,
             act: Activation::Relu6,
         };
-        let dw = |c: usize, stride: usize, seed: u64| Op::Depthwise {
-            weight: array([3, 3, c, 1], seed, true),
-            bias: Some(array([c], seed + 1, true)),
-            params: same(stride),
-            act: Activation::Relu6,
-        };
+        let dw = |c: usize, stride: usize, seed: u64| depthwise3x3(c, seed, same(stride));
         let pw = Op::Pointwise {
             weight: array([64, 96], 5, true),
             bias: Some(array([96], 6, true)),
@@ -1049,10 +1046,8 @@ fn stem_chains_match_the_oracle_exactly() {
             act: Activation::Identity,
         };
         let x: Array4<F> = array(input, 7, true);
-        let [n, h, w, c] = input;
-        let mut wide = Array4::<F>::zeros((n, h, 2 * w, c));
-        wide.slice_mut(ndarray::s![.., .., ..;2, ..]).assign(&x);
-        let strided = wide.slice(ndarray::s![.., .., ..;2, ..]);
+        let wide = Stored::new(&x, View::ColumnStrided);
+        let strided = wide.view();
         for ops in [
             vec![stem.clone(), dw(64, 1, 3), pw.clone(), dw(96, 2, 8)],
             vec![stem.clone(), dw(64, 1, 3), pw.clone(), dw(96, 1, 8), after],
