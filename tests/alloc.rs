@@ -289,6 +289,15 @@ fn second_forward_allocates_only_its_output() {
     }
 }
 
+/// A network of [`banded`], with its input shape and, for a block, the
+/// elements of the maps a forward that is not banded holds whole.
+struct Banded {
+    name: &'static str,
+    net: Sequential<f32>,
+    input: [usize; 4],
+    whole: Option<usize>,
+}
+
 /// Networks whose maps pass 1 MiB an image, so that they run band by band
 /// (see `net::band`): a MobileNet-like stem chain (3×3 conv, depthwise, 1×1,
 /// strided depthwise: 96 × 96 maps of 32 and 64 channels) and MobileNetV2's
@@ -298,7 +307,7 @@ fn second_forward_allocates_only_its_output() {
 /// holds whole: so the banded path is the one counted. (A `Sequential` keeps its ping-pong
 /// buffers whatever runs in them; `tests/net.rs` shows that such a stem runs
 /// as a chain: mutations of the band code fail its oracle tests.)
-fn banded() -> Vec<(&'static str, Sequential<f32>, [usize; 4], Option<usize>)> {
+fn banded() -> Vec<Banded> {
     let rng = &mut SplitMix64::new(9);
     let same = |weight, stride| {
         DepthwiseConv2d::builder(weight)
@@ -355,15 +364,21 @@ fn banded() -> Vec<(&'static str, Sequential<f32>, [usize; 4], Option<usize>)> {
     let residual = Sequential::new()
         .with(block(24, 24, 1, rng))
         .with(head(24, rng));
+    let case = |name, net, input, whole| Banded {
+        name,
+        net,
+        input,
+        whole,
+    };
     vec![
-        ("stem chain", stem, [1, 192, 192, 3], None),
-        (
+        case("stem chain", stem, [1, 192, 192, 3], None),
+        case(
             "expanding block",
             v2,
             [1, 112, 112, 16],
             Some(112 * 112 * 96 + 56 * 56 * 96),
         ),
-        (
+        case(
             "expanding residual block",
             residual,
             [1, 56, 56, 24],
@@ -379,7 +394,13 @@ fn banded_chains_allocate_only_their_output() {
     }
     let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
     let pools = pools();
-    for (name, net, shape, whole) in banded() {
+    for Banded {
+        name,
+        net,
+        input: shape,
+        whole,
+    } in banded()
+    {
         let x = Array4::<f32>::from_shape_fn(shape, |(_, h, w, c)| {
             ((h * 7 + w * 3 + c) % 13) as f32 / 13.0 - 0.4
         });
