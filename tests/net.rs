@@ -849,13 +849,6 @@ fn plans_follow_changes_to_the_network() {
     }
 }
 
-/// A 1×1 conv whose output passes 1 MiB an image and the depthwise conv
-/// after it run band by band inside a `Sequential` (MobileNet v1's first
-/// layers): the oracle's bits on every path, at 1 and 2 threads, strides 1
-/// and 2, dilation, explicit padding, odd heights, a batch, a strided input,
-/// the pair first, last or in between, and a caller's output in another
-/// layout. A profiled forward runs the two layers one after the other: the
-/// same bits again.
 /// A 3×3 depthwise conv of `c` channels with a bias and ReLU6, its
 /// (dyadic) weights from `seed` and `seed + 1`.
 fn depthwise3x3<F: Float>(c: usize, seed: u64, params: ConvParams) -> Op<F> {
@@ -867,6 +860,13 @@ fn depthwise3x3<F: Float>(c: usize, seed: u64, params: ConvParams) -> Op<F> {
     }
 }
 
+/// A 1×1 conv whose output passes 1 MiB an image and the depthwise conv
+/// after it run band by band inside a `Sequential` (MobileNet v1's first
+/// layers): the oracle's bits on every path, at 1 and 2 threads, strides 1
+/// and 2, dilation, explicit padding, odd heights, a batch, a strided input,
+/// the pair first, last or in between, and a caller's output in another
+/// layout. A profiled forward runs the two layers one after the other: the
+/// same bits again.
 #[test]
 fn pointwise_then_depthwise_bands_match_the_oracle_exactly() {
     fn check<F: Float>() {
