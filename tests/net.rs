@@ -983,6 +983,28 @@ fn pointwise_then_depthwise_bands_match_the_oracle_exactly() {
                                 };
                                 let y = net.forward(view).unwrap();
                                 assert!(bits(&y) == want_bits, "{}", say());
+                                // In a caller's scratch of exactly scratch_len
+                                // elements (NaN, so that a read of what
+                                // nothing wrote shows), into an output stored
+                                // channels first too: a chain's inner maps
+                                // have no buffer there, and a chain that
+                                // ends the network writes one of the two
+                                // buffers, then the caller's output.
+                                let len = net.scratch_len(input).unwrap();
+                                let mut scratch = vec![F::nan(); len];
+                                let mut out = Array4::<F>::from_elem(
+                                    (n, want.shape()[3], want.shape()[1], want.shape()[2]),
+                                    F::nan(),
+                                );
+                                let out_view = out.view_mut().permuted_axes([0, 2, 3, 1]);
+                                net.forward_with_scratch(view, out_view, &mut scratch)
+                                    .unwrap();
+                                let out = out.view().permuted_axes([0, 2, 3, 1]).to_owned();
+                                assert!(
+                                    bits(&out) == want_bits,
+                                    "forward_with_scratch, channels first: {}",
+                                    say()
+                                );
                                 if threads == 2 || what == "strided" {
                                     continue;
                                 }
@@ -1059,13 +1081,26 @@ fn stem_chains_match_the_oracle_exactly() {
                 let net = sequential(&ops).with_algorithm(algorithm);
                 for threads in [1, 2] {
                     for (view, what) in [(x.view(), "standard"), (strided, "strided")] {
+                        let say = || {
+                            format!(
+                                "{} {algorithm:?}, {} layers, {threads} thread(s), {what}",
+                                F::NAME,
+                                ops.len()
+                            )
+                        };
                         let y = pool(threads).install(|| net.forward(view)).unwrap();
-                        assert!(
-                            bits(&y) == want,
-                            "{} {algorithm:?}, {} layers, {threads} thread(s), {what}",
-                            F::NAME,
-                            ops.len()
-                        );
+                        assert!(bits(&y) == want, "{}", say());
+                        // In a caller's scratch of exactly scratch_len
+                        // elements (NaN): a strided input is copied into one
+                        // of its buffers for the stem to read in place.
+                        let mut scratch = vec![F::nan(); net.scratch_len(input).unwrap()];
+                        let mut out = Array4::<F>::from_elem(y.raw_dim(), F::nan());
+                        pool(threads)
+                            .install(|| {
+                                net.forward_with_scratch(view, out.view_mut(), &mut scratch)
+                            })
+                            .unwrap();
+                        assert!(bits(&out) == want, "forward_with_scratch: {}", say());
                     }
                 }
             }

@@ -30,8 +30,9 @@ const KEPT_PLANS: usize = 4;
 /// Shapes are checked layer by layer for each input shape
 /// ([`shapes`](Self::shapes)): an error names the layer's index, name and
 /// type, the shape it was given and what it expected. A forward's
-/// intermediate activations live in two ping-pong buffers and the layers'
-/// scratch after them, all in one scratch of
+/// intermediate activations live in two ping-pong buffers (those inside a
+/// chain of 1×1 and depthwise convs that runs band by band, in its band
+/// buffers instead) and the layers' scratch after them, all in one scratch of
 /// [`scratch_len`](Layer::scratch_len) elements; [`forward`](Layer::forward)
 /// and [`forward_into`](Layer::forward_into) keep that scratch between calls
 /// (for up to four input shapes and thread counts, and one per concurrent
@@ -89,6 +90,14 @@ struct Chain<'a, F: Float> {
     plan: Plan,
 }
 
+impl<F: Float> Chain<'_, F> {
+    /// Whether the chain reads its input's rows in place (a depthwise conv
+    /// or a conv first), which then must be in standard layout.
+    fn reads_rows_in_place(&self) -> bool {
+        !matches!(self.stages[0], Stage::Pointwise(_))
+    }
+}
+
 /// A forward's plan for one input shape and thread count, and its scratch.
 #[derive(Debug)]
 struct Kept<F> {
@@ -121,8 +130,15 @@ impl<F: Float> Default for Sequential<F> {
 struct Layout {
     /// Layers `..split` run image by image, `split..` on the whole batch.
     split: usize,
-    /// Elements of each ping-pong buffer.
+    /// Elements of each ping-pong buffer. The maps inside a banded chain
+    /// live in its band buffers, so these hold only the maps between chains
+    /// and other layers (and, where a chain starts the network, a standard
+    /// copy of an input in another layout; where one ends it, its output
+    /// when the caller's is in another layout).
     buffer: usize,
+    /// The same for a profiled forward, which runs every layer on its own,
+    /// so that each map lives here.
+    profiled: usize,
     /// The staged batch between the two parts: its shape and elements.
     staged: [usize; 4],
     stage: usize,
@@ -131,11 +147,21 @@ struct Layout {
 }
 
 impl Layout {
-    fn total(&self) -> Result<usize> {
-        [self.buffer, self.buffer, self.stage, self.inner]
+    /// Elements of the whole scratch, of a profiled forward or not.
+    fn total(&self, profiled: bool) -> Result<usize> {
+        let buffer = self.ping_pong(profiled);
+        [buffer, buffer, self.stage, self.inner]
             .into_iter()
             .try_fold(0usize, usize::checked_add)
             .ok_or(Error::Overflow("Sequential scratch"))
+    }
+
+    /// Elements of each ping-pong buffer of a forward, profiled or not.
+    fn ping_pong(&self, profiled: bool) -> usize {
+        match profiled {
+            true => self.profiled,
+            false => self.buffer,
+        }
     }
 }
 
@@ -277,28 +303,29 @@ impl<F: Float> Sequential<F> {
             }
             shape = out;
         }
-        let (mut buffer, mut inner) = (0, 0);
+        let (mut profiled, mut inner) = (0, 0);
         let mut shape = input;
         let last = self.layers.len().saturating_sub(1);
         for (i, (_, layer)) in self.layers.iter().enumerate() {
             let input = if i < split { per_image(shape) } else { shape };
             let out = self.output_of(i, input)?;
             inner = inner.max(layer.scratch_len(input).map_err(|e| self.at(i, input, e))?);
-            // A chain from here (the longest: as if the input were in
-            // standard layout) runs in the same scratch.
+            // A chain from here runs in the same scratch.
             let end = if i < split { split } else { self.layers.len() };
-            if let Some(chain) = self.chain(i, end, input, true)? {
+            if let Some(chain) = self.chain(i, end, input)? {
                 let stages = &chain.stages[..chain.len];
                 let need = chain.plan.scratch_len(stages, 0);
                 inner = inner.max(need.map_err(|e| self.at(i, input, e))?);
             }
-            // Every output but the network's own lives in a ping-pong buffer
-            // (the last image-by-image one goes to the stage instead).
+            // In a profiled forward every output but the network's own lives
+            // in a ping-pong buffer (the last image-by-image one goes to the
+            // stage instead).
             if i != last && i + 1 != split {
-                buffer = buffer.max(len(out)?);
+                profiled = profiled.max(len(out)?);
             }
             shape = self.output_of(i, shape)?;
         }
+        let buffer = self.chained_buffer(input, split)?;
         let staged = match split {
             0 => [0; 4],
             s if s == self.layers.len() => [0; 4],
@@ -307,26 +334,69 @@ impl<F: Float> Sequential<F> {
         Ok(Layout {
             split,
             buffer,
+            profiled,
             staged,
             stage: len(staged)?,
             inner,
         })
     }
 
+    /// Elements of each ping-pong buffer of a forward that runs the chains
+    /// (see [`Layout::buffer`]), on `input` with layers `..split` image by
+    /// image: the layers and chains as [`run_range`](Self::run_range) takes
+    /// them, each output but a chain's inner maps.
+    fn chained_buffer(&self, input: [usize; 4], split: usize) -> Result<usize> {
+        let all = self.layers.len();
+        let len = |s: [usize; 4]| checked_len("a Sequential activation", &s);
+        let ranges = match split {
+            0 => [0..all, 0..0],
+            s if s == all => [0..all, 0..0],
+            s => [0..s, s..all],
+        };
+        let mut buffer = 0;
+        let mut shape = input;
+        for range in ranges.into_iter().filter(|r| !r.is_empty()) {
+            if range.start == 0 && split > 0 {
+                shape[0] = 1;
+            }
+            let last = range.end - 1;
+            let mut i = range.start;
+            while i < range.end {
+                let chain = self.chain(i, range.end, shape)?;
+                let count = chain.as_ref().map_or(1, |c| c.len);
+                let mut next = shape;
+                for j in i..i + count {
+                    next = self.output_of(j, next)?;
+                }
+                // The copy of a caller's input in another layout, for a
+                // chain that reads its rows in place.
+                if i == 0 && chain.as_ref().is_some_and(|c| c.reads_rows_in_place()) {
+                    buffer = buffer.max(len(shape)?);
+                }
+                // Every output but the range's own (a chain's output there
+                // too, for a caller's output in another layout).
+                if i + count - 1 != last || (chain.is_some() && range.end == all) {
+                    buffer = buffer.max(len(next)?);
+                }
+                shape = next;
+                i += count;
+            }
+            if range.end == split {
+                // The staged batch, the input of the second range.
+                shape[0] = input[0];
+            }
+        }
+        Ok(buffer)
+    }
+
     /// The 1×1 and depthwise layers from layer `i` (below `end`; the first
     /// may be a conv on the direct kernel) that run as one chain, band by
     /// band (see `net::band`), on an input of shape `input`: each layer's
     /// output but the last passes 1 MiB an image, the last is a depthwise
-    /// conv, and there are two or more. A chain does not start with a
-    /// depthwise conv or a conv on an input that is not in standard layout
-    /// (`standard`), as they read its rows in place.
-    fn chain(
-        &self,
-        i: usize,
-        end: usize,
-        input: [usize; 4],
-        standard: bool,
-    ) -> Result<Option<Chain<'_, F>>> {
+    /// conv, and there are two or more. (One that starts with a depthwise
+    /// conv or a conv reads its input's rows in place: `run_range` gives it
+    /// a standard copy of a caller's input in another layout.)
+    fn chain(&self, i: usize, end: usize, input: [usize; 4]) -> Result<Option<Chain<'_, F>>> {
         let stage = |j: usize| {
             let layer = &self.layers[j].1;
             match (
@@ -345,9 +415,7 @@ impl<F: Float> Sequential<F> {
         let (mut len, mut shape) = (0, input);
         for j in i..end.min(i + MAX_STAGES) {
             let Some(stage) = stage(j) else { break };
-            if matches!(stage, Stage::Depthwise(_) | Stage::Conv(_))
-                && (!stage.bands(shape) || (j == i && !standard))
-            {
+            if matches!(stage, Stage::Depthwise(_) | Stage::Conv(_)) && !stage.bands(shape) {
                 break;
             }
             shape = self.output_of(j, shape)?;
@@ -397,22 +465,30 @@ impl<F: Float> Sequential<F> {
         let mut i = range.start;
         while i < range.end {
             let t = on_layer.as_ref().map(|_| Instant::now());
-            let input = match i == range.start {
-                true => x.view(),
-                false => ArrayView4::from_shape(shape, &src[..checked_len("", &shape)?])
-                    .expect("written by the layer before"),
-            };
             // A chain of 1×1 and depthwise convs runs band by band (not in a
             // profiled forward, which times each layer on its own), writing
             // rows of a standard-layout output in place.
-            let standard = i != range.start || x.is_standard_layout();
             let chain = match on_layer.is_none() {
-                true => self.chain(i, range.end, shape, standard)?,
+                true => self.chain(i, range.end, shape)?,
                 false => None,
+            };
+            // A chain that reads its input's rows in place, on a caller's
+            // input in another layout, reads a standard copy of it (the
+            // layout sized the buffer for it).
+            let copy = i == range.start
+                && !x.is_standard_layout()
+                && chain.as_ref().is_some_and(Chain::reads_rows_in_place);
+            if copy {
+                let len = checked_len("", &shape)?;
+                ArrayViewMut4::from_shape(shape, &mut src[..len])
+                    .expect("sized by layout")
+                    .assign(&x);
             }
-            .filter(|c| {
-                i + c.len - 1 < last || out.as_ref().is_some_and(|o| o.is_standard_layout())
-            });
+            let input = match i == range.start && !copy {
+                true => x.view(),
+                false => ArrayView4::from_shape(shape, &src[..checked_len("", &shape)?])
+                    .expect("written by the layer or the copy before"),
+            };
             let count = chain.as_ref().map_or(1, |c| c.len);
             let end = i + count - 1;
             let mut next = shape;
@@ -420,7 +496,12 @@ impl<F: Float> Sequential<F> {
                 next = self.output_of(j, next)?;
             }
             let len = checked_len("", &next)?;
-            let o = match end == last {
+            // A chain that ends the range, into a caller's output in another
+            // layout, writes a buffer that is then copied out.
+            let via_buffer = end == last
+                && chain.is_some()
+                && !out.as_ref().is_some_and(|o| o.is_standard_layout());
+            let o = match end == last && !via_buffer {
                 true => out.take().expect("the last layer writes the output once"),
                 false => ArrayViewMut4::from_shape(next, &mut dst[..len]).expect("sized by layout"),
             };
@@ -429,6 +510,12 @@ impl<F: Float> Sequential<F> {
                 None => self.layers[i].1.forward_with_scratch(input, o, inner),
             };
             result.map_err(|e| self.at(i, shape, e))?;
+            if via_buffer {
+                let written = ArrayView4::from_shape(next, &dst[..len]).expect("sized by layout");
+                out.take()
+                    .expect("the last layer writes the output once")
+                    .assign(&written);
+            }
             if let (Some(f), Some(t)) = (on_layer.as_mut(), t) {
                 f(i, t.elapsed());
             }
@@ -446,6 +533,7 @@ impl<F: Float> Sequential<F> {
             true => Layout {
                 split: 0,
                 buffer: 0,
+                profiled: 0,
                 staged: [0; 4],
                 stage: 0,
                 inner: 0,
@@ -471,9 +559,11 @@ impl<F: Float> Sequential<F> {
             out.assign(&x);
             return Ok(());
         }
-        check_scratch("Sequential", scratch.len(), layout.total()?)?;
-        let (ping, rest) = scratch.split_at_mut(layout.buffer);
-        let (pong, rest) = rest.split_at_mut(layout.buffer);
+        let profiled = on_layer.is_some();
+        check_scratch("Sequential", scratch.len(), layout.total(profiled)?)?;
+        let buffer = layout.ping_pong(profiled);
+        let (ping, rest) = scratch.split_at_mut(buffer);
+        let (pong, rest) = rest.split_at_mut(buffer);
         let (stage, inner) = rest.split_at_mut(layout.stage);
         let all = self.layers.len();
         let n = input[0];
@@ -511,6 +601,7 @@ impl<F: Float> Sequential<F> {
     ) -> Result<()> {
         let input = dims4(x.shape());
         let threads = crate::parallel::threads();
+        let profiled = on_layer.is_some();
         // This shape's plan if one is kept; else a new one, in the place
         // (and with the scratch) of the least recently used when there are
         // KEPT_PLANS already.
@@ -526,10 +617,25 @@ impl<F: Float> Sequential<F> {
             }
         };
         let kept = match found {
-            Some(k) => k,
+            // A profiled forward needs longer ping-pong buffers than the
+            // plain forward that planned it.
+            Some(k) => match k.layout.total(profiled) {
+                Ok(len) if len <= k.scratch.len() => k,
+                grown => {
+                    let scratch = grown.and_then(|len| zeroed("Sequential scratch", len));
+                    match scratch {
+                        Ok(scratch) => Kept { scratch, ..k },
+                        Err(e) => {
+                            let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+                            kept.push(k);
+                            return Err(e);
+                        }
+                    }
+                }
+            },
             None => {
                 let planned = self.plan(input).and_then(|(output, layout)| {
-                    let len = layout.total()?;
+                    let len = layout.total(profiled)?;
                     let scratch = match spare {
                         Some(k) if k.scratch.len() >= len => k.scratch,
                         _ => zeroed("Sequential scratch", len)?,
@@ -578,7 +684,8 @@ impl<F: Float> Sequential<F> {
     /// As [`forward`](Layer::forward), also returning the wall time of each
     /// layer (summed over the images of a batch that runs image by image).
     /// Every layer runs on its own here, those of a banded chain too, so
-    /// that each has a time: the same bits, a little slower.
+    /// that each has a time: the same bits, a little slower, and the kept
+    /// scratch grows (once per input shape) to hold the chains' maps whole.
     ///
     /// # Errors
     /// As [`forward`](Layer::forward).
@@ -618,7 +725,7 @@ impl<F: Float> Layer<F> for Sequential<F> {
     fn scratch_len(&self, input: [usize; 4]) -> Result<usize> {
         match self.layers.is_empty() {
             true => Ok(0),
-            false => self.layout(input)?.total(),
+            false => self.layout(input)?.total(false),
         }
     }
 
