@@ -310,13 +310,6 @@ impl<F: Float> Sequential<F> {
             let input = if i < split { per_image(shape) } else { shape };
             let out = self.output_of(i, input)?;
             inner = inner.max(layer.scratch_len(input).map_err(|e| self.at(i, input, e))?);
-            // A chain from here runs in the same scratch.
-            let end = if i < split { split } else { self.layers.len() };
-            if let Some(chain) = self.chain(i, end, input)? {
-                let stages = &chain.stages[..chain.len];
-                let need = chain.plan.scratch_len(stages, 0);
-                inner = inner.max(need.map_err(|e| self.at(i, input, e))?);
-            }
             // In a profiled forward every output but the network's own lives
             // in a ping-pong buffer (the last image-by-image one goes to the
             // stage instead).
@@ -325,7 +318,9 @@ impl<F: Float> Sequential<F> {
             }
             shape = self.output_of(i, shape)?;
         }
-        let buffer = self.chained_buffer(input, split)?;
+        // The chains run in the same scratch as the layers.
+        let (buffer, chains) = self.chained(input, split)?;
+        let inner = inner.max(chains);
         let staged = match split {
             0 => [0; 4],
             s if s == self.layers.len() => [0; 4],
@@ -343,9 +338,10 @@ impl<F: Float> Sequential<F> {
 
     /// Elements of each ping-pong buffer of a forward that runs the chains
     /// (see [`Layout::buffer`]), on `input` with layers `..split` image by
-    /// image: the layers and chains as [`run_range`](Self::run_range) takes
-    /// them, each output but a chain's inner maps.
-    fn chained_buffer(&self, input: [usize; 4], split: usize) -> Result<usize> {
+    /// image, and of the largest scratch of those chains: the layers and
+    /// chains as [`run_range`](Self::run_range) takes them, each output but
+    /// a chain's inner maps.
+    fn chained(&self, input: [usize; 4], split: usize) -> Result<(usize, usize)> {
         let all = self.layers.len();
         let len = |s: [usize; 4]| checked_len("a Sequential activation", &s);
         let ranges = match split {
@@ -353,7 +349,7 @@ impl<F: Float> Sequential<F> {
             s if s == all => [0..all, 0..0],
             s => [0..s, s..all],
         };
-        let mut buffer = 0;
+        let (mut buffer, mut scratch) = (0, 0);
         let mut shape = input;
         for range in ranges.into_iter().filter(|r| !r.is_empty()) {
             if range.start == 0 && split > 0 {
@@ -363,6 +359,10 @@ impl<F: Float> Sequential<F> {
             let mut i = range.start;
             while i < range.end {
                 let chain = self.chain(i, range.end, shape)?;
+                if let Some(c) = &chain {
+                    let need = c.plan.scratch_len(&c.stages[..c.len], 0);
+                    scratch = scratch.max(need.map_err(|e| self.at(i, shape, e))?);
+                }
                 let count = chain.as_ref().map_or(1, |c| c.len);
                 let mut next = shape;
                 for j in i..i + count {
@@ -386,7 +386,7 @@ impl<F: Float> Sequential<F> {
                 shape[0] = input[0];
             }
         }
-        Ok(buffer)
+        Ok((buffer, scratch))
     }
 
     /// The 1×1 and depthwise layers from layer `i` (below `end`; the first
