@@ -1,8 +1,6 @@
 //! Every error variant from the layers, and no panic on any configuration.
 
-mod common;
-
-use common::array;
+use crate::common::array;
 use ndarray::{Array1, Array2, Array4};
 use proptest::prelude::*;
 use sepconv::{

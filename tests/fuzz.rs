@@ -14,7 +14,7 @@
 //! fix the bug and move the file into `tests/fuzz/<target>/`.
 //!
 //! The long run (README, "How it is tested"):
-//! `SEPCONV_FUZZ_INPUTS=1000000 cargo test --test fuzz -- --nocapture` (the
+//! `SEPCONV_FUZZ_INPUTS=1000000 cargo test --test suite fuzz:: -- --nocapture` (the
 //! test profile is optimized).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

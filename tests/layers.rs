@@ -9,9 +9,7 @@
 //! for bit. The others use uniform values and the tolerance of
 //! `common::Tolerance`.
 
-mod common;
-
-use common::{Stored, Tolerance, View, array, assert_close, poisoned, view_strategy};
+use crate::common::{Stored, Tolerance, View, array, assert_close, poisoned, view_strategy};
 use ndarray::{Array1, Array2, Array4, ArrayView4, Axis};
 use proptest::prelude::*;
 use sepconv::{

@@ -1,8 +1,7 @@
 //! MobileNet v1: architecture, paper costs, weights I/O, validation, and the
 //! folded network against an unfolded computation by the oracle.
 
-mod common;
-
+use crate::common;
 use ndarray::{Array1, Array4, ArrayD, Axis, Ix1, Ix4, IxDyn};
 use sepconv::mobilenet::{
     LayerKind, MobileNet, MobileNetConfig, MobileNetWeights, Variant, softmax, tensor_names, top_k,

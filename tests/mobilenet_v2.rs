@@ -3,9 +3,7 @@
 //! by hand from the public layers against the builder's, and the weights'
 //! round trip.
 
-mod common;
-
-use common::{Stored, View, array, view_strategy};
+use crate::common::{self, Stored, View, array, view_strategy};
 use ndarray::{Array1, Array2, Array4, ArrayView4, Axis, Ix1, Ix4};
 use proptest::prelude::*;
 use sepconv::mobilenet::v2::{BOTTLENECKS, make_divisible};

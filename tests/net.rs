@@ -11,9 +11,7 @@
 //! same bits), into a NaN-poisoned output of another layout, and with
 //! garbage in the caller's scratch.
 
-mod common;
-
-use common::{Stored, View, array, view_strategy};
+use crate::common::{self, Stored, View, array, view_strategy};
 use ndarray::{Array1, Array2, Array4, ArrayView4, Zip};
 use proptest::prelude::*;
 use sepconv::init::SplitMix64;

@@ -10,9 +10,7 @@
 //! pooling (same order of the same operations), else within
 //! `common::Tolerance`.
 
-mod common;
-
-use common::{Stored, Tolerance, View, array, assert_close, poisoned, view_strategy};
+use crate::common::{Stored, Tolerance, View, array, assert_close, poisoned, view_strategy};
 use ndarray::{Array1, Array2, Array4, ArrayView4, array, s};
 use proptest::prelude::*;
 use sepconv::dense::Dense;

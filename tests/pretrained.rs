@@ -4,8 +4,7 @@
 //! fails with the script's output.
 #![cfg(feature = "tf")]
 
-#[path = "../examples/support/mod.rs"]
-mod support;
+use crate::support;
 
 use ndarray::Axis;
 use sepconv::Algorithm;

@@ -4,8 +4,7 @@
 //! test fails with its output), and the errors of a cache without the assets.
 #![cfg(all(feature = "tf", feature = "image"))]
 
-#[path = "../examples/support/mod.rs"]
-mod support;
+use crate::support;
 
 use sepconv::mobilenet::{softmax, top_k};
 use sepconv::preprocess::{IMAGENET_CENTRAL_FRACTION, image_batch, image_input, imagenet_input};

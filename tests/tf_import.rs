@@ -5,8 +5,7 @@
 //! if it fails the test fails with its output: nothing is skipped.
 #![cfg(feature = "tf")]
 
-#[path = "../examples/support/mod.rs"]
-mod support;
+use crate::support;
 
 use sepconv::Error;
 use sepconv::io::tf::{GraphDefWeights, TfAttr};
