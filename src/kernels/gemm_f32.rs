@@ -25,7 +25,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 #[cfg(target_arch = "x86_64")]
 use super::simd::{Avx2, Avx512, Simd};
 #[cfg(target_arch = "x86_64")]
-use crate::parallel::for_each_chunk;
+use crate::parallel::{for_each_block, for_each_chunk};
 
 use crate::activation::Activation;
 
@@ -451,11 +451,9 @@ fn run<K: Kernel>(
             true => m.div_ceil(mr).div_ceil(threads) * mr,
             false => m,
         };
-        for_each_chunk(c, Axis(1), per_chunk * nr, |n0, part| {
-            for_each_chunk(part, Axis(0), row_chunk, |m0, part| {
-                let rows = a.slice(ndarray::s![m0..m0 + part.nrows(), ..]);
-                block::<K>(rows, b, n0 / nr, part, act)
-            })
+        for_each_block(c, per_chunk * nr, row_chunk, |m0, n0, part| {
+            let rows = a.slice(ndarray::s![m0..m0 + part.nrows(), ..]);
+            block::<K>(rows, b, n0 / nr, part, act)
         });
     } else {
         // Whole tiles of rows, in chunks as even as the tiles allow (784

@@ -1,5 +1,6 @@
-//! The only `unsafe` code in the crate: raw GEMM calls, SIMD kernels, and
-//! the same-type casts that hand generic buffers to them.
+//! The only `unsafe` code in the crate: raw GEMM calls, SIMD kernels and the
+//! same-type casts that hand generic buffers to them; and the hand-off of a
+//! borrowed job to the helper threads of a forward ([`handoff`]).
 //!
 //! Everything here sits behind safe functions that check their contracts;
 //! callers outside this module never see a raw pointer. Each `unsafe` block
@@ -17,6 +18,8 @@ pub(crate) mod depthwise_f32;
 pub(crate) mod direct;
 pub(crate) mod gemm;
 pub(crate) mod gemm_f32;
+#[cfg(feature = "rayon")]
+pub(crate) mod handoff;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod simd;
 #[cfg(target_arch = "x86_64")]
