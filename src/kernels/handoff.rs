@@ -57,9 +57,9 @@ impl Team {
 
     /// Runs `body(false)` on this thread, and `body(true)` on every helper
     /// that calls [`help`](Self::help) meanwhile (once each); returns when
-    /// every call has ended. `body` must share its work out itself (each call takes
-    /// chunks from a queue until it is empty), and must not call `run` on
-    /// the same team (the caller keeps a flag).
+    /// every call has ended. `body` must share its work out itself (each
+    /// call takes chunks from a queue until it is empty), and must not call
+    /// `run` on the same team (the caller keeps a flag).
     ///
     /// **Panics** if a helper's call panicked, after every call has ended.
     pub(crate) fn run(&self, body: &(dyn Fn(bool) + Sync)) {
