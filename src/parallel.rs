@@ -352,12 +352,16 @@ mod tests {
 
     /// Every element of a matrix is visited once, in the block and at the
     /// place `for_each_block` says, through a team (inside a forward's
-    /// awake workers) and through rayon; and chunks cut from both ends of a
-    /// view fall where the chunks from the front do.
+    /// awake workers) and through rayon; so are the row chunks and the pairs
+    /// of row chunks of a section on a team; and chunks cut from both ends of
+    /// a view fall where the chunks from the front do.
     #[cfg(feature = "rayon")]
     #[test]
     fn blocks_cover_the_matrix_once_through_a_team_and_through_rayon() {
-        use super::{RowChunks, for_each_block, for_each_row_chunk, with_workers_awake};
+        use super::{
+            RowChunks, for_each_block, for_each_row_chunk, for_each_row_chunk_pair,
+            with_workers_awake,
+        };
         use ndarray::Array2;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
@@ -401,6 +405,38 @@ mod tests {
                     rows_seen
                         .indexed_iter()
                         .all(|((i, _), &v)| v == i as u32 + 1)
+                );
+                // Pairs of row chunks through a team: `b` has a chunk more
+                // than `a`, which no call sees.
+                let (mut a, mut b) = (
+                    Array2::<u32>::zeros((m, n)),
+                    Array2::<u32>::zeros((m + rows, 1)),
+                );
+                pool.install(|| {
+                    with_workers_awake(|| {
+                        for_each_row_chunk_pair(
+                            a.view_mut(),
+                            rows,
+                            b.view_mut(),
+                            rows,
+                            |r0, mut ca, mut cb| {
+                                assert_eq!(ca.nrows(), cb.nrows().min(ca.nrows()));
+                                ca.iter_mut().for_each(|v| *v += r0 as u32 + 1);
+                                cb.iter_mut().for_each(|v| *v += r0 as u32 + 1);
+                            },
+                        )
+                    })
+                });
+                assert!(
+                    a.indexed_iter()
+                        .all(|((i, _), &v)| v == (i / rows * rows) as u32 + 1)
+                );
+                assert!(
+                    b.indexed_iter()
+                        .all(|((i, _), &v)| match i < m.div_ceil(rows) * rows {
+                            true => v == (i / rows * rows) as u32 + 1,
+                            false => v == 0,
+                        })
                 );
             }
         }
