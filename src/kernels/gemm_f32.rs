@@ -411,11 +411,11 @@ fn run<K: Kernel>(
     } else {
         1
     };
-    // Split the column panels when there are too few rows to split, or B is
-    // more than four times the size of A (each thread then reads its share
-    // of the weights instead of all of them: the late 7×7×1024 layers are
-    // bound by reading B); else split rows (multiples of MR). Nothing is
-    // allocated.
+    // Split the column panels when there are fewer rows than a tile a
+    // thread, or B is more than four times the size of A (each thread then
+    // reads its share of the weights instead of all of them: the late
+    // 7×7×1024 layers are bound by reading B); else split rows (multiples of
+    // MR). Nothing is allocated. (With one thread both give one block.)
     //
     // In a network a row chunk reads the rows of A that the same core wrote
     // (the depthwise layer before splits rows too), where a column chunk
@@ -424,7 +424,15 @@ fn run<K: Kernel>(
     // m < n. On the Intel Xeon (model 207), AVX-512, 2 threads, in-process
     // A/B, 9 pairs of medians: 1.0-224 0.959× and 0.960× the time, 0.75-224
     // 0.947× with rows. (The layer alone, A in this core's cache, is 2–6%
-    // slower with rows: measure such rules inside a network.)
+    // slower with rows: measure such rules inside a network.) The same held
+    // for the layers of fewer than four tiles a thread, which split columns
+    // until a later session: 0.5-160's 10×10×256 ones (100 rows, 8 tiles of
+    // 14) and 0.25-128's 8×8×128 ones (64 rows). There, in-process A/B, 2
+    // threads, blocks of 40 forwards, the median of 9–15 per-pair ratios in
+    // three runs: 0.5-160 0.868×, 0.875×, 0.910× the time with rows,
+    // 0.25-128 0.857×, 0.946×, 0.903×; networks with no such layer (0.5-224,
+    // 0.25-224, 1.0-128) 0.996–1.004×. The AVX2 kernel's 6-row tiles already
+    // split those rows (0.991× and 0.999×).
     //
     // With more than one thread, about CHUNKS_PER_THREAD chunks a thread,
     // taken as threads free up, rather than one each: a core slowed by other
@@ -433,7 +441,7 @@ fn run<K: Kernel>(
     // every pair; the 112×112×32→64 pointwise layer 0.90–0.96 → 0.72–0.81
     // ms.) One thread keeps one chunk.
     const CHUNKS_PER_THREAD: usize = 4;
-    if (m < threads * 4 * mr || 4 * m < n) && panels > 1 {
+    if (m < threads * mr || 4 * m < n) && panels > 1 {
         // Panels a chunk, as even over the threads as whole panels allow
         // (30 panels on 2 threads: 6 chunks of 5, not 7 of 4 and one of 2).
         let per_chunk = match threads {
