@@ -311,6 +311,30 @@ fn banded_blocks_match_the_oracle_exactly() {
     check::<f64>();
 }
 
+/// A block whose maps stay whole (the expanded map under 1 MiB) but whose
+/// output is large enough for the residual sum to be split over threads
+/// (32 × 32 × 32 = 32,768 elements, two chunks): the oracle's bits at 1 and
+/// 2 threads, on every path.
+#[test]
+fn whole_map_blocks_with_a_split_residual_match_the_oracle_exactly() {
+    let input = [1, 32, 32, 32];
+    let spec = Block::<f32>::random(9, 32, 32, 6, 1, true);
+    let mut block = spec.layer();
+    assert!(block.has_residual());
+    assert!(32 * 32 * 32 * 6 * std::mem::size_of::<f32>() <= 1 << 20);
+    let x: Array4<f32> = array(input, 17, true);
+    let want = bits(&spec.oracle(x.view(), true));
+    let mut algorithms = Algorithm::available();
+    algorithms.push(Algorithm::Auto);
+    for algorithm in algorithms {
+        block.set_algorithm(algorithm);
+        for threads in [1, 2] {
+            let y = pool(threads).install(|| block.forward(x.view())).unwrap();
+            assert!(bits(&y) == want, "{algorithm:?}, {threads} thread(s)");
+        }
+    }
+}
+
 /// TF-slim's published table (`mobilenet_v2` README: millions of MACs,
 /// truncated, and millions of parameters, to two decimals, 1001 classes):
 /// every checkpoint from the rules alone.

@@ -1107,3 +1107,55 @@ fn stem_chains_match_the_oracle_exactly() {
     check::<f32>();
     check::<f64>();
 }
+
+/// A residual sum over a map large enough to be split over threads (at least
+/// two chunks of 16,384 elements): the bits of the same sum taken here, in
+/// one pass, at 1 and 2 threads, with the identity shortcut and a projected
+/// one, in a batch of two, and for a strided input (which takes one pass).
+#[test]
+fn large_residual_sums_match_exactly_on_any_threads() {
+    let input = [2, 24, 40, 48];
+    let x: Array4<f32> = array(input, 31, true);
+    let w: Array2<f32> = array((48, 48), 32, true);
+    let p: Array2<f32> = array((48, 48), 33, true);
+    let body =
+        |w: &Array2<f32>| Sequential::new().with(PointwiseConv2d::new(w.clone(), None).unwrap());
+    let expected = |shortcut: Array4<f32>, act: Activation| {
+        let mut y = reference::pointwise_conv2d(x.view(), w.view(), None).unwrap();
+        Zip::from(&mut y)
+            .and(&shortcut)
+            .for_each(|o, &s| *o = act.apply(*o + s));
+        bits(&y)
+    };
+    let projected = reference::pointwise_conv2d(x.view(), p.view(), None).unwrap();
+    let wide = Stored::new(&x, View::ColumnStrided);
+    for (block, want, what) in [
+        (
+            Residual::new(body(&w)),
+            expected(x.clone(), Activation::Identity),
+            "identity",
+        ),
+        (
+            Residual::new(body(&w)).with_activation(Activation::Relu6),
+            expected(x.clone(), Activation::Relu6),
+            "identity, ReLU6",
+        ),
+        (
+            Residual::new(body(&w))
+                .with_projection(PointwiseConv2d::new(p.clone(), None).unwrap())
+                .with_activation(Activation::Relu),
+            expected(projected.clone(), Activation::Relu),
+            "projected, ReLU",
+        ),
+    ] {
+        for threads in [1, 2] {
+            for (view, layout) in [(x.view(), "standard"), (wide.view(), "strided")] {
+                let y = pool(threads).install(|| block.forward(view)).unwrap();
+                assert!(
+                    bits(&y) == want,
+                    "{what}, {threads} thread(s), {layout} input"
+                );
+            }
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! MobileNetV2's inverted residual block (Sandler et al. 2018).
 
-use ndarray::{ArrayView4, ArrayViewMut2, ArrayViewMut4, Zip, s};
+use ndarray::{ArrayView4, ArrayViewMut2, ArrayViewMut4, s};
 
 use crate::Float;
 use crate::activation::Activation;
@@ -339,9 +339,8 @@ impl<F: Float> InvertedResidual<F> {
             self.project
                 .forward_with_scratch(dw, out_band.view_mut(), inner)?;
             if self.residual {
-                Zip::from(&mut out_band)
-                    .and(x.slice(s![b..b + 1, o0..o1, .., ..]))
-                    .for_each(|o, &x| *o += x);
+                let x = x.slice(s![b..b + 1, o0..o1, .., ..]);
+                super::add_residual(out_band, x, Activation::Identity);
             }
             Ok(())
         })
@@ -429,7 +428,7 @@ impl<F: Float> Layer<F> for InvertedResidual<F> {
         self.project
             .forward_with_scratch(depthwise.view(), out.view_mut(), inner)?;
         if self.residual {
-            Zip::from(&mut out).and(&x).for_each(|o, &x| *o += x);
+            super::add_residual(out, x, Activation::Identity);
         }
         Ok(())
     }

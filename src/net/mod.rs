@@ -36,6 +36,51 @@ mod residual;
 mod sequential;
 pub(crate) mod summary;
 
+/// `out = act(out + x)` element by element: a residual sum (`out` and `x`
+/// of one shape). Split over threads by pixels when both maps are in
+/// standard layout and large enough to pay for a parallel section, so that
+/// inside a forward each core adds mostly the rows it wrote in the conv
+/// before (the GEMM's row chunks go front to back on the forward's thread,
+/// back to front on the other); else one pass on this thread. Every element
+/// gets the same two operations either way, so the bits do not depend on
+/// the threads.
+pub(crate) fn add_residual<F: crate::Float>(
+    mut out: ndarray::ArrayViewMut4<'_, F>,
+    x: ndarray::ArrayView4<'_, F>,
+    act: crate::Activation,
+) {
+    use ndarray::{Zip, s};
+    /// Elements a chunk at least: a parallel section costs a few µs, about
+    /// what one core takes to add this many.
+    const MIN_CHUNK: usize = 16 * 1024;
+    let add = |o: &mut F, &x: &F| *o = act.apply(*o + x);
+    let &[n, h, w, c] = out.shape() else {
+        unreachable!("a 4-D view")
+    };
+    let pixels = n * h * w;
+    let split = crate::parallel::threads() > 1
+        && pixels * c >= 2 * MIN_CHUNK
+        && out.is_standard_layout()
+        && x.is_standard_layout();
+    if !split {
+        Zip::from(&mut out).and(&x).for_each(add);
+        return;
+    }
+    let out = out
+        .into_shape_with_order((pixels, c))
+        .expect("standard layout");
+    let x = x
+        .into_shape_with_order((pixels, c))
+        .expect("standard layout");
+    let chunk = crate::parallel::chunk_rows(pixels, 1, 1).max(MIN_CHUNK.div_ceil(c));
+    crate::parallel::for_each_row_chunk(out, chunk, |p0, mut part| {
+        let rows = part.nrows();
+        Zip::from(&mut part)
+            .and(x.slice(s![p0..p0 + rows, ..]))
+            .for_each(add);
+    });
+}
+
 pub use inverted::InvertedResidual;
 pub use residual::Residual;
 pub use sequential::Sequential;

@@ -1,6 +1,6 @@
 //! The residual block: a body whose output is added to its input.
 
-use ndarray::{ArrayView4, ArrayViewMut4, Zip};
+use ndarray::{ArrayView4, ArrayViewMut4};
 
 use super::Sequential;
 use crate::Float;
@@ -148,17 +148,13 @@ impl<F: Float> Layer<F> for Residual<F> {
         self.body.forward_with_scratch(x, out.view_mut(), scratch)?;
         let act = self.activation;
         match &self.projection {
-            None => Zip::from(&mut out)
-                .and(&x)
-                .for_each(|o, &x| *o = act.apply(*o + x)),
+            None => super::add_residual(out, x, act),
             Some(p) => {
                 let (shortcut, rest) = scratch.split_at_mut(checked_len("Residual", &shape)?);
                 let mut shortcut =
                     ArrayViewMut4::from_shape(shape, shortcut).expect("sized by scratch_len");
                 p.forward_with_scratch(x, shortcut.view_mut(), rest)?;
-                Zip::from(&mut out)
-                    .and(&shortcut)
-                    .for_each(|o, &s| *o = act.apply(*o + s));
+                super::add_residual(out, shortcut.view(), act);
             }
         }
         Ok(())
