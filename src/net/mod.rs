@@ -54,9 +54,7 @@ pub(crate) fn add_residual<F: crate::Float>(
     /// what one core takes to add this many.
     const MIN_CHUNK: usize = 16 * 1024;
     let add = |o: &mut F, &x: &F| *o = act.apply(*o + x);
-    let &[n, h, w, c] = out.shape() else {
-        unreachable!("a 4-D view")
-    };
+    let (n, h, w, c) = out.dim();
     let pixels = n * h * w;
     let split = crate::parallel::threads() > 1
         && pixels * c >= 2 * MIN_CHUNK
