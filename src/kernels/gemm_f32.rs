@@ -426,13 +426,14 @@ fn run<K: Kernel>(
     // 0.947× with rows. (The layer alone, A in this core's cache, is 2–6%
     // slower with rows: measure such rules inside a network.) The same held
     // for the layers of fewer than four tiles a thread, which split columns
-    // until a later session: 0.5-160's 10×10×256 ones (100 rows, 8 tiles of
-    // 14) and 0.25-128's 8×8×128 ones (64 rows). There, in-process A/B, 2
-    // threads, blocks of 40 forwards, the median of 9–15 per-pair ratios in
-    // three runs: 0.5-160 0.868×, 0.875×, 0.910× the time with rows,
-    // 0.25-128 0.857×, 0.946×, 0.903×; networks with no such layer (0.5-224,
-    // 0.25-224, 1.0-128) 0.996–1.004×. The AVX2 kernel's 6-row tiles already
-    // split those rows (0.991× and 0.999×).
+    // while the rule was m < 4·MR a thread: 0.5-160's 10×10×256 ones (100
+    // rows, 8 tiles of 14) and 0.25-128's 8×8×128 ones (64 rows). On the
+    // same Xeon, in-process A/B, 2 threads, blocks of 40 forwards, the
+    // median of 9–15 per-pair ratios in three runs: 0.5-160 0.868×, 0.875×,
+    // 0.910× the time with rows, 0.25-128 0.857×, 0.946×, 0.903×; networks
+    // with no such layer (0.5-224, 0.25-224, 1.0-128) 0.996–1.004×. The AVX2
+    // kernel's 6-row tiles split those rows under either rule (0.991× and
+    // 0.999×).
     //
     // With more than one thread, about CHUNKS_PER_THREAD chunks a thread,
     // taken as threads free up, rather than one each: a core slowed by other
