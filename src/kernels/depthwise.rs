@@ -12,8 +12,9 @@
 //! One generic body is compiled twice: portable (what the baseline target
 //! vectorizes to), and inside an AVX2+FMA `#[target_feature]` wrapper, where
 //! the same loop becomes 8-wide fused multiply-adds. f32 problems with
-//! multiplier 1 and fewer than 512 channels are planned onto the
-//! register-blocked intrinsics kernel of [`super::depthwise_f32`] instead
+//! multiplier 1 are planned onto the register-blocked intrinsics kernel of
+//! [`super::depthwise_f32`] instead (but for 1024, 2048, … channels on CPUs
+//! whose L1 data cache has fewer than 12 ways: see `depthwise_f32::suits`)
 //! (written by hand: the compiler did not vectorize the same idea written
 //! generically, about 60 instructions per output). [`DepthwiseKernel`] is
 //! that choice, made once when the layer is built.
@@ -32,8 +33,8 @@ pub(crate) enum DepthwiseKernel {
     /// The generic body compiled for AVX2+FMA.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx2Fma(super::Avx2Fma),
-    /// The register-blocked f32 intrinsics kernel (multiplier 1, fewer than
-    /// 512 channels).
+    /// The register-blocked f32 intrinsics kernel (multiplier 1; see
+    /// `depthwise_f32::suits`).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx2FmaF32(super::Avx2Fma),
     /// The same kernel body built for AVX-512F (16 channels a vector).

@@ -48,18 +48,64 @@ use crate::activation::Activation;
 use crate::geometry::AxisGeometry;
 
 /// Whether this kernel is the one to plan for `channels` channels with
-/// multiplier `multiplier` (either build): multiplier 1 and fewer than 1024
-/// channels. At 1024 channels (a pixel 4 KiB from the next) the input columns
-/// of a register block fall into the same L1 set and evict each other; the
-/// generic kernel, which streams each tap along whole rows, is faster there.
-/// Measured on the AMD EPYC Zen 4 (family 25, model 17; medians of 500
-/// forwards): at 2 threads, 7×7×1024 0.050–0.061 ms generic against 0.074
-/// (AVX-512) and 0.106 (AVX2) blocked, and 14×14×1024 0.166 against 0.186
-/// (AVX-512); below 1024 the blocked kernel wins in both builds, 14×14×512
-/// at 1 thread 0.060–0.069 ms (AVX2 blocked) against 0.073–0.092 (generic),
-/// three runs of each build taking turns.
+/// multiplier `multiplier` (either build): multiplier 1, and, where pixels
+/// lie a multiple of 4 KiB apart (1024, 2048, … channels), an L1 data cache
+/// of at least 12 ways ([`l1d_ways`]).
+///
+/// Such pixels map to the same L1 set, so the input pixels a register block
+/// reads (at the same channels) and the taps' weights compete for one set's
+/// ways. With 8 ways the generic kernel, which streams each tap along whole
+/// rows, was faster: on the AMD EPYC Zen 4 (family 25, model 17; 32 KiB, 8
+/// ways; medians of 500 forwards, 2 threads) 7×7×1024 took 0.050–0.061 ms
+/// generic against 0.074 (AVX-512) and 0.106 (AVX2) blocked, and 14×14×1024
+/// 0.166 against 0.186 (AVX-512). With 12 ways the blocked kernel is
+/// unhurt: on the Intel Xeon model 207 (48 KiB, 12 ways; one layer, the
+/// kernels taking turns, medians of 9 × 200 forwards) it took 0.37–0.49×
+/// the generic kernel's time with AVX-512 at 1 thread and 0.31–0.56× at 2
+/// (7×7×1024, 7×7×2048, 7×7×3072, 14×14×1024 at strides 1 and 2,
+/// 28×28×1024), and 0.55–0.71× with AVX2; 7×7×1024 ran in 26.5 µs against
+/// 25.2 for 7×7×1040, whose pixels do not alias. Other channel counts have
+/// no such conflict (7×7×1040, 7×7×1536, 14×14×1280 blocked in 0.31–0.51×
+/// the generic time on that Xeon); below 1024 the blocked kernel won on both
+/// CPUs (Zen 4, 14×14×512 at 1 thread: 0.060–0.069 ms AVX2 blocked
+/// against 0.073–0.092 generic).
 pub(crate) fn suits(channels: usize, multiplier: usize) -> bool {
-    multiplier == 1 && channels < 1024
+    // The GEMM stages its rows of A for the same cause (`staged_lda`).
+    let aliased = super::gemm_f32::staged_lda(channels).is_some();
+    multiplier == 1 && (!aliased || l1d_ways().is_some_and(|ways| ways >= 12))
+}
+
+/// The ways of this core's L1 data cache, read once from CPUID's
+/// deterministic cache parameters (leaf 4 on Intel, leaf 0x8000_001D on
+/// AMD); `None` where neither describes it (some hypervisors).
+pub(crate) fn l1d_ways() -> Option<u32> {
+    use std::sync::OnceLock;
+    static WAYS: OnceLock<Option<u32>> = OnceLock::new();
+    *WAYS.get_or_init(|| {
+        let max = cpuid(0, 0).eax;
+        let max_extended = cpuid(0x8000_0000, 0).eax;
+        [(4, max >= 4), (0x8000_001D, max_extended >= 0x8000_001D)]
+            .into_iter()
+            .filter(|&(_, asked)| asked)
+            .find_map(|(leaf, _)| {
+                // Subleaves list the caches until type 0 (no more caches);
+                // type 1 is data, bits 5–7 the level, EBX 31–22 ways − 1.
+                (0..16)
+                    .map(|sub| cpuid(leaf, sub))
+                    .take_while(|r| r.eax & 0x1f != 0)
+                    .find(|r| r.eax & 0x1f == 1 && (r.eax >> 5) & 0x7 == 1)
+                    .map(|r| (r.ebx >> 22) + 1)
+            })
+    })
+}
+
+/// CPUID leaf `leaf`, subleaf `sub`.
+#[allow(unused_unsafe)]
+fn cpuid(leaf: u32, sub: u32) -> std::arch::x86_64::CpuidResult {
+    // SAFETY: every x86-64 CPU has CPUID, and a leaf past the maximum it
+    // reports only returns meaningless values, which the caller does not
+    // ask for. (Safe to call on newer toolchains; `unsafe` on older ones.)
+    unsafe { std::arch::x86_64::__cpuid_count(leaf, sub) }
 }
 
 pub(crate) use super::simd::RowIsa;
@@ -665,6 +711,96 @@ mod tests {
             }
         }
         assert!(cases > 500, "only {cases} cases ran");
+    }
+
+    /// Pixels a multiple of 4 KiB apart (1024 and 2048 channels), where the
+    /// plan takes this kernel only on CPUs with a 12-way L1: both builds give
+    /// the generic kernel's bits there too, on the 3×3 shapes of MobileNet
+    /// (sliding windows at stride 1, tiles at stride 2) and with a channel
+    /// tile (rows 14 wide).
+    #[test]
+    fn same_bits_as_generic_kernel_where_pixels_alias() {
+        let Some(cpu) = super::super::Avx2Fma::detect() else {
+            eprintln!("skipped: no AVX2+FMA on this CPU (the kernel cannot run here)");
+            return;
+        };
+        let wide = super::super::Avx512F::detect();
+        if wide.is_none() {
+            eprintln!("not tested here: the AVX-512F build (this CPU lacks AVX-512F)");
+        }
+        let mut seed = 7u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
+        };
+        for (c, [h, w], stride) in [
+            (1024, [7, 7], 1),
+            (1024, [6, 14], 1),
+            (1024, [7, 8], 2),
+            (2048, [3, 5], 1),
+        ] {
+            let g = ConvGeometry::new([h, w], [3, 3], [stride, stride], [1, 1], Padding::Same)
+                .expect("a valid geometry");
+            let x: Vec<f32> = (0..h * w * c).map(|_| next()).collect();
+            let weight: Vec<f32> = (0..9 * c).map(|_| next()).collect();
+            let bias: Vec<f32> = (0..c).map(|_| next()).collect();
+            let p = Depthwise {
+                x: &x,
+                weight: &weight,
+                bias: Some(&bias),
+                channels: c,
+                multiplier: 1,
+                kernel: [3, 3],
+                geometry: g,
+                activation: Activation::Relu6,
+            };
+            let shape = (g.h.output, g.w.output * c);
+            let mut generic = Array2::from_elem(shape, f32::NAN);
+            // SAFETY (test): AVX2+FMA checked at the top.
+            unsafe { p.rows_avx2(0, generic.view_mut()) };
+            assert!(generic.iter().all(|v| v.is_finite()));
+            let mut out = Array2::from_elem(shape, f32::NAN);
+            rows(cpu, &p, 0, out.view_mut());
+            assert_eq!(out, generic, "avx2: c {c}, {h}×{w}, stride {stride}");
+            if let Some(wide) = wide {
+                let mut out = Array2::from_elem(shape, f32::NAN);
+                rows(wide, &p, 0, out.view_mut());
+                assert_eq!(out, generic, "avx512: c {c}, {h}×{w}, stride {stride}");
+            }
+        }
+    }
+
+    /// The plan's choice: any multiplier but 1 goes to the generic kernel;
+    /// channel counts whose pixels alias go to this one only with a 12-way L1
+    /// (as CPUID gives it, which on Linux must agree with sysfs), the rest
+    /// always.
+    #[test]
+    fn planned_by_channels_and_l1_ways() {
+        let ways = l1d_ways();
+        match std::fs::read_to_string(
+            "/sys/devices/system/cpu/cpu0/cache/index0/ways_of_associativity",
+        ) {
+            Ok(sys) => {
+                let level =
+                    std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cache/index0/level");
+                let kind =
+                    std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cache/index0/type");
+                if level.is_ok_and(|l| l.trim() == "1") && kind.is_ok_and(|t| t.trim() == "Data") {
+                    assert_eq!(ways, sys.trim().parse().ok(), "CPUID against sysfs");
+                }
+            }
+            Err(e) => eprintln!("not checked against sysfs ({e}); CPUID says {ways:?} ways"),
+        }
+        eprintln!("L1 data cache: {ways:?} ways");
+        let wide = ways.is_some_and(|w| w >= 12);
+        for c in [1, 16, 512, 960, 1023, 1040, 1280, 1536, 3000] {
+            assert!(suits(c, 1), "{c}");
+            assert!(!suits(c, 2), "{c} × 2");
+        }
+        for c in [1024, 2048, 3072] {
+            assert_eq!(suits(c, 1), wide, "{c}");
+            assert!(!suits(c, 3), "{c} × 3");
+        }
     }
 
     /// Tiles are whole register blocks, within the channels, and only where
