@@ -771,9 +771,9 @@ mod tests {
     }
 
     /// The plan's choice: any multiplier but 1 goes to the generic kernel;
-    /// channel counts whose pixels alias go to this one only with a 12-way L1
-    /// (as CPUID gives it, which natively on Linux must agree with sysfs), the rest
-    /// always.
+    /// channel counts whose pixels alias go to this one only with a 12-way
+    /// L1 (as CPUID gives it, which natively on Linux must agree with
+    /// sysfs), the rest always.
     #[test]
     fn planned_by_channels_and_l1_ways() {
         let ways = l1d_ways();
