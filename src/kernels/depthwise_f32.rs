@@ -25,8 +25,17 @@
 //! 0.88×, 7×7×960 0.85× and 0.86×, 112×112×96 0.73× and 0.65×. At 512 channels
 //! AVX-512 gains 2–9% and AVX2 loses 6–16%, so the AVX2 build keeps the tiles
 //! from 512 channels. At stride 2 the windows share a third as many columns,
-//! and measured slower than the tiles (17 against 21 GMAC/s on 56×56×128), so
-//! those rows keep the tiles too.
+//! and on the Zen 4 measured slower than the tiles (17 against 21 GMAC/s on
+//! 56×56×128; the window shape was not recorded), so the AVX2 build keeps the
+//! tiles there. The AVX-512 build runs stride-2 rows as windows of 4 pixels
+//! (9 input columns) × 4 vectors, or × 2 where the channels are a multiple of
+//! 32 but not of 64. On the Intel Xeon model 207 (inside MobileNet v1, 1
+//! thread, the kernels taking turns three times) they took 0.89–0.97× the
+//! tiles' time on 1.0-224's stride-2 layers with inputs of 56×56×128,
+//! 28×28×256 and 14×14×512 (0.97–0.98× on 112×112×64), 0.85× on 0.75-224's
+//! with 28×28×192 input and 0.95–0.97× on its 56×56×96 (× 2 vectors);
+//! windows of 8 pixels × 2 vectors were slower than the tiles there
+//! (1.03–1.16×, one layer alone). Not measured on the Zen 4.
 //!
 //! Interior pixels (every tap inside the image, horizontally) go through the
 //! blocked loop; a border pixel runs the same register tiles, one pixel wide,
@@ -562,6 +571,16 @@ mod body {
                     }
                     return;
                 }
+                // Stride 2 on AVX-512: windows of 4 pixels (9 input columns)
+                // × 4 or 2 vectors, in 16 or 8 accumulators beside 12 or 6
+                // weights (see the module docs for what was measured).
+                let halves = k == 3 && self.cols.dilation == 1 && stride == 2 && l == 16;
+                if halves && width.is_multiple_of(4 * l) {
+                    return self.slides::<S, 4, 4, 3, 2>(lo, hi, out);
+                }
+                if halves && width.is_multiple_of(2 * l) {
+                    return self.slides::<S, 4, 2, 3, 2>(lo, hi, out);
+                }
                 if width.is_multiple_of(4 * l) {
                     self.blocks::<S, 2, 4>(lo, hi, out);
                 } else if width.is_multiple_of(2 * l) {
@@ -646,7 +665,9 @@ mod tests {
         for c in [
             1, 3, 8, 13, 16, 17, 24, 32, 40, 48, 64, 80, 96, 128, 512, 520,
         ] {
-            for (h, w) in [(1, 1), (3, 2), (5, 12), (4, 19)] {
+            // 16 wide at horizontal stride 2: 7 interior pixels, so the
+            // stride-2 windows run their 4-, 2- and 1-pixel blocks.
+            for (h, w) in [(1, 1), (3, 2), (5, 12), (4, 19), (2, 16)] {
                 for kernel in [[3, 3], [2, 5]] {
                     for (stride, dilation) in [(1, 1), (2, 1), (1, 2), (3, 2)] {
                         for padding in paddings {
