@@ -34,8 +34,8 @@
 //! tiles' time on 1.0-224's stride-2 layers with inputs of 56×56×128,
 //! 28×28×256 and 14×14×512 (0.97–0.98× on 112×112×64), 0.85× on 0.75-224's
 //! with 28×28×192 input and 0.95–0.97× on its 56×56×96 (× 2 vectors);
-//! windows of 8 pixels × 2 vectors were slower than the tiles there
-//! (1.03–1.16×, one layer alone). Not measured on the Zen 4.
+//! windows of 8 pixels × 2 vectors were no better than the tiles there
+//! (0.98–1.16× their time, one layer alone). Not measured on the Zen 4.
 //!
 //! Interior pixels (every tap inside the image, horizontally) go through the
 //! blocked loop; a border pixel runs the same register tiles, one pixel wide,
