@@ -541,10 +541,13 @@ mod body {
     }
 
     impl RowKernel for Row {
-        /// Interior pixels lo..hi, in register blocks of 8 vectors: 2 pixels ×
-        /// 4 vectors of channels, 4 × 2 or 8 × 1, the widest that divides the
-        /// channel count (a count that is not a multiple of LANES ends with
-        /// masked 8 × 1).
+        /// Interior pixels lo..hi: rows of 3 taps and dilation 1 at stride 1
+        /// (AVX2: under 512 channels) and, on AVX-512, at stride 2 for
+        /// channels in whole pairs of vectors as sliding windows; the rest
+        /// in register blocks of 8 vectors: 2 pixels × 4 vectors of
+        /// channels, 4 × 2 or 8 × 1, the widest that divides the channel
+        /// count (a count that is not a multiple of LANES ends with masked
+        /// 8 × 1).
         ///
         /// # Safety
         /// `S`'s ISA is enabled; every tap of pixels lo..hi reads inside the
@@ -574,11 +577,11 @@ mod body {
                 // Stride 2 on AVX-512: windows of 4 pixels (9 input columns)
                 // × 4 or 2 vectors, in 16 or 8 accumulators beside 12 or 6
                 // weights (see the module docs for what was measured).
-                let halves = k == 3 && self.cols.dilation == 1 && stride == 2 && l == 16;
-                if halves && width.is_multiple_of(4 * l) {
+                let stride2_windows = k == 3 && self.cols.dilation == 1 && stride == 2 && l == 16;
+                if stride2_windows && width.is_multiple_of(4 * l) {
                     return self.slides::<S, 4, 4, 3, 2>(lo, hi, out);
                 }
-                if halves && width.is_multiple_of(2 * l) {
+                if stride2_windows && width.is_multiple_of(2 * l) {
                     return self.slides::<S, 4, 2, 3, 2>(lo, hi, out);
                 }
                 if width.is_multiple_of(4 * l) {
