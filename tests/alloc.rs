@@ -244,6 +244,116 @@ fn composed_network_allocates_only_its_output() {
     }
 }
 
+/// A layer with scratch of its own, called on its own (not inside a
+/// container, whose scratch it would use): `forward_into` allocates that
+/// scratch on the first call, in one block of exactly `scratch_len`
+/// elements, and keeps it, so a later call, or one on a smaller input,
+/// allocates nothing; a clone starts without it; an input that needs more
+/// grows it once. The outputs are those of `forward_with_scratch`.
+#[test]
+fn layers_on_their_own_keep_their_scratch() {
+    if !simd_path() {
+        return;
+    }
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let pools = pools();
+    let rng = &mut SplitMix64::new(9);
+    // 16 input channels: im2col (the direct kernel takes at most 4).
+    let conv = Conv2d::builder(Init::HeNormal.conv2d([3, 3, 16, 24], rng).unwrap())
+        .padding(Padding::Same)
+        .activation(Activation::Relu6)
+        .build()
+        .unwrap();
+    let sep = SeparableConv2d::builder(
+        Init::HeNormal.depthwise([3, 3, 16, 1], rng).unwrap(),
+        Init::HeNormal.dense([16, 24], rng).unwrap(),
+    )
+    .padding(Padding::Same)
+    .depthwise_activation(Activation::Relu6)
+    .build()
+    .unwrap();
+    let residual = Residual::new(
+        Sequential::new()
+            .with(PointwiseConv2d::new(Init::HeNormal.dense([16, 32], rng).unwrap(), None).unwrap())
+            .with(
+                PointwiseConv2d::new(Init::HeNormal.dense([32, 16], rng).unwrap(), None).unwrap(),
+            ),
+    );
+    let inverted =
+        InvertedResidual::init(16, 16, 6, 1, Activation::Relu6, Init::HeNormal, rng).unwrap();
+    let layers: [(&str, &dyn Layer<f32>); 4] = [
+        ("Conv2d", &conv),
+        ("SeparableConv2d", &sep),
+        ("Residual", &residual),
+        ("InvertedResidual", &inverted),
+    ];
+    let (small, large) = ([1, 12, 12, 16], [2, 20, 20, 16]);
+    let input = |shape: [usize; 4]| {
+        Array4::<f32>::from_shape_fn(shape, |(b, y, x, c)| {
+            ((b * 7 + y * 5 + x * 3 + c) % 11) as f32 / 11.0 - 0.5
+        })
+    };
+    for (name, layer) in layers {
+        for (threads, pool) in pools.iter().enumerate().map(|(i, p)| (i + 1, p)) {
+            pool.install(|| {
+                let what = format!("{name} on its own, {threads} thread(s)");
+                let fresh = layer.clone_layer();
+                let expected = |shape: [usize; 4]| {
+                    let mut scratch = vec![0.0; layer.scratch_len(shape).unwrap()];
+                    let mut out = Array4::zeros(layer.output_shape(shape).unwrap());
+                    layer
+                        .forward_with_scratch(input(shape).view(), out.view_mut(), &mut scratch)
+                        .unwrap();
+                    out
+                };
+                let run = |layer: &dyn Layer<f32>, shape: [usize; 4]| {
+                    let (x, mut out) = (
+                        input(shape),
+                        Array4::zeros(layer.output_shape(shape).unwrap()),
+                    );
+                    let ((), allocations, bytes) =
+                        counted(|| layer.forward_into(x.view(), out.view_mut()).unwrap());
+                    (out, allocations, bytes)
+                };
+                let limit = |allocations: usize, bytes: usize, own: (usize, usize), when: &str| {
+                    match threads {
+                        1 => assert_eq!((allocations, bytes), own, "{what}: {when}"),
+                        _ => assert!(
+                            allocations <= own.0 + RAYON_ALLOCATIONS
+                                && bytes <= own.1 + RAYON_BYTES,
+                            "{what}: {when}: {allocations} allocations, {bytes} B"
+                        ),
+                    }
+                };
+                let scratch = |shape| (1, layer.scratch_len(shape).unwrap() * 4);
+                assert!(scratch(small).1 > 0, "{what}: no scratch to keep");
+                let (out, allocations, bytes) = run(&*fresh, small);
+                assert_eq!(out, expected(small), "{what}: first call");
+                limit(allocations, bytes, scratch(small), "first call");
+                let (out, allocations, bytes) = run(&*fresh, small);
+                assert_eq!(out, expected(small), "{what}: second call");
+                limit(allocations, bytes, (0, 0), "second call allocated");
+                let (out, allocations, bytes) = run(&*fresh, large);
+                assert_eq!(out, expected(large), "{what}: larger input");
+                // Growing only when the larger input needs more (im2col's
+                // tiles may not).
+                let grown = match scratch(large).1 > scratch(small).1 {
+                    true => scratch(large),
+                    false => (0, 0),
+                };
+                limit(allocations, bytes, grown, "larger input");
+                let (out, allocations, bytes) = run(&*fresh, small);
+                assert_eq!(out, expected(small), "{what}: smaller input again");
+                limit(allocations, bytes, (0, 0), "smaller input allocated");
+                let clone = fresh.clone_layer();
+                let (out, allocations, bytes) = run(&*clone, small);
+                assert_eq!(out, expected(small), "{what}: clone");
+                limit(allocations, bytes, scratch(small), "a clone's first call");
+            });
+        }
+    }
+}
+
 #[test]
 fn second_forward_allocates_only_its_output() {
     if !simd_path() {

@@ -10,7 +10,7 @@ use crate::activation::Activation;
 use crate::cost::Cost;
 use crate::error::{Error, Result};
 use crate::geometry::ConvParams;
-use crate::layer::{Layer, LayerInfo};
+use crate::layer::{KeptScratch, Layer, LayerInfo};
 use crate::norm::BatchNorm;
 
 /// A depthwise separable convolution, the MobileNet block: a depthwise conv
@@ -52,6 +52,9 @@ pub struct SeparableConv2d<F: Float> {
     pointwise_norm: Option<BatchNorm<F>>,
     depthwise_bias: bool,
     pointwise_bias: bool,
+    /// The depthwise output (and the convs' scratch) of
+    /// [`Layer::forward_into`] between calls.
+    kept: KeptScratch<F>,
 }
 
 /// Builds a [`SeparableConv2d`]; see [`SeparableConv2d::builder`].
@@ -141,6 +144,7 @@ impl<F: Float> SeparableConv2dBuilder<F> {
             pointwise_norm: self.pointwise_norm,
             depthwise_bias,
             pointwise_bias,
+            kept: KeptScratch::new(),
         })
     }
 }
@@ -278,6 +282,14 @@ impl<F: Float> Layer<F> for SeparableConv2d<F> {
         crate::layer::checked_len("SeparableConv2d depthwise output", &mid)?
             .checked_add(inner)
             .ok_or(Error::Overflow("SeparableConv2d scratch"))
+    }
+
+    /// As the provided method, with the scratch (the depthwise output) kept
+    /// between calls (allocated by the first, or when a larger input needs
+    /// more).
+    fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
+        self.kept
+            .forward_into(self, "SeparableConv2d scratch", x, out)
     }
 
     fn forward_with_scratch(

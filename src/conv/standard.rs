@@ -11,7 +11,7 @@ use crate::cost::{self, Cost};
 use crate::error::{Error, Result};
 use crate::geometry::{ConvGeometry, ConvParams, Padding};
 use crate::kernels::direct::{DirectConv, DirectIsa, MAX_CHANNELS};
-use crate::layer::{Layer, LayerInfo, check_scratch, checked_len};
+use crate::layer::{KeptScratch, Layer, LayerInfo, check_scratch, checked_len};
 use crate::norm::BatchNorm;
 use crate::parallel::{balanced_chunk, chunk_rows, for_each_row_chunk, for_each_row_chunk_pair};
 use crate::plan::{GemmKernel, Isa, Plan};
@@ -51,6 +51,8 @@ pub struct Conv2d<F: Float> {
     core: ConvCore<F>,
     groups: usize,
     plan: Plan<ConvKernel>,
+    /// The im2col scratch of [`Layer::forward_into`] between calls.
+    kept: KeptScratch<F>,
 }
 
 /// The kernels a [`Conv2d`] is planned onto.
@@ -109,6 +111,7 @@ impl<F: Float> Conv2d<F> {
             core,
             groups,
             plan: Plan::Reference,
+            kept: KeptScratch::new(),
         };
         conv.replan();
         conv
@@ -501,6 +504,12 @@ impl<F: Float> Layer<F> for Conv2d<F> {
             .max()
             .unwrap_or(0);
         crate::layer::checked_len("Conv2d im2col scratch", &[patch_rows, k])
+    }
+
+    /// As the provided method, with the im2col scratch kept between calls
+    /// (allocated by the first, or when a larger input needs more).
+    fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
+        self.kept.forward_into(self, "Conv2d scratch", x, out)
     }
 
     fn forward_with_scratch(

@@ -9,7 +9,9 @@ use crate::cost::Cost;
 use crate::error::{Error, Result};
 use crate::geometry::Padding;
 use crate::init::{Init, SplitMix64};
-use crate::layer::{Layer, LayerInfo, SummaryRow, check_scratch, checked_len, child_path, sum_row};
+use crate::layer::{
+    KeptScratch, Layer, LayerInfo, SummaryRow, check_scratch, checked_len, child_path, sum_row,
+};
 
 use super::band::{Plan, Stage};
 
@@ -57,6 +59,8 @@ pub struct InvertedResidual<F: Float> {
     depthwise: DepthwiseConv2d<F>,
     project: PointwiseConv2d<F>,
     residual: bool,
+    /// The scratch of [`Layer::forward_into`] between calls.
+    kept: KeptScratch<F>,
 }
 
 /// The shapes a block's forward goes through.
@@ -108,6 +112,7 @@ impl<F: Float> InvertedResidual<F> {
             depthwise,
             project,
             residual,
+            kept: KeptScratch::new(),
         })
     }
 
@@ -386,6 +391,12 @@ impl<F: Float> Layer<F> for InvertedResidual<F> {
     /// largest scratch of the three convs.
     fn scratch_len(&self, input: [usize; 4]) -> Result<usize> {
         self.scratch_for(input, &self.shapes(input)?)
+    }
+
+    /// As the provided method, with the scratch kept between calls.
+    fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
+        self.kept
+            .forward_into(self, "InvertedResidual scratch", x, out)
     }
 
     fn forward_with_scratch(

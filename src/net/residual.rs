@@ -8,7 +8,9 @@ use crate::activation::Activation;
 use crate::conv::{Algorithm, check_output, dims4};
 use crate::cost::Cost;
 use crate::error::{Error, Result};
-use crate::layer::{Layer, LayerInfo, SummaryRow, check_scratch, checked_len, child_path, sum_row};
+use crate::layer::{
+    KeptScratch, Layer, LayerInfo, SummaryRow, check_scratch, checked_len, child_path, sum_row,
+};
 
 /// `act(body(x) + shortcut(x))`, where the shortcut is the input itself or a
 /// projection of it (typically a 1×1 conv, strided when the body is).
@@ -42,6 +44,8 @@ pub struct Residual<F: Float> {
     body: Sequential<F>,
     projection: Option<Box<dyn Layer<F>>>,
     activation: Activation,
+    /// The scratch of [`Layer::forward_into`] between calls.
+    kept: KeptScratch<F>,
 }
 
 impl<F: Float> Residual<F> {
@@ -51,6 +55,7 @@ impl<F: Float> Residual<F> {
             body,
             projection: None,
             activation: Activation::Identity,
+            kept: KeptScratch::new(),
         }
     }
 
@@ -133,6 +138,11 @@ impl<F: Float> Layer<F> for Residual<F> {
             None => 0,
         };
         Ok(body.max(projection))
+    }
+
+    /// As the provided method, with the scratch kept between calls.
+    fn forward_into(&self, x: ArrayView4<'_, F>, out: ArrayViewMut4<'_, F>) -> Result<()> {
+        self.kept.forward_into(self, "Residual scratch", x, out)
     }
 
     fn forward_with_scratch(
