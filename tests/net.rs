@@ -1159,3 +1159,69 @@ fn large_residual_sums_match_exactly_on_any_threads() {
         }
     }
 }
+
+/// Layers that keep their scratch between `forward_into` calls (an im2col
+/// conv, a separable block) serve callers on several threads at once: each
+/// call gets a buffer of its own (the kept one, or a new one while another
+/// call holds it), so every output is exactly the one the layer computes on
+/// a scratch of the caller's, for inputs of two sizes in turn (the larger
+/// grows the kept buffer while other calls run).
+#[test]
+fn layers_keeping_scratch_serve_concurrent_callers() {
+    use sepconv::SeparableConv2d;
+    use sepconv::init::Init;
+    let rng = &mut SplitMix64::new(21);
+    let conv = Conv2d::builder(Init::HeNormal.conv2d([3, 3, 8, 12], rng).unwrap())
+        .padding(Padding::Same)
+        .build()
+        .unwrap();
+    let sep = SeparableConv2d::builder(
+        Init::HeNormal.depthwise([3, 3, 8, 1], rng).unwrap(),
+        Init::HeNormal.dense([8, 12], rng).unwrap(),
+    )
+    .padding(Padding::Same)
+    .depthwise_activation(Activation::Relu6)
+    .build()
+    .unwrap();
+    let shapes = [[1, 9, 11, 8], [2, 23, 17, 8]];
+    let inputs: Vec<Array4<f32>> = shapes
+        .iter()
+        .map(|&s| Array4::from_shape_simple_fn(s, || rng.uniform_in(-1.0, 1.0) as f32))
+        .collect();
+    for (name, layer) in [
+        ("Conv2d", &conv as &dyn Layer<f32>),
+        ("SeparableConv2d", &sep),
+    ] {
+        let expected: Vec<Array4<f32>> = inputs
+            .iter()
+            .map(|x| {
+                let shape = [x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]];
+                let mut scratch = vec![f32::NAN; layer.scratch_len(shape).unwrap()];
+                let mut out = Array4::zeros(layer.output_shape(shape).unwrap());
+                layer
+                    .forward_with_scratch(x.view(), out.view_mut(), &mut scratch)
+                    .unwrap();
+                out
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (inputs, expected) = (&inputs, &expected);
+                s.spawn(move || {
+                    for call in 0..25 {
+                        let i = (call + t) % 2;
+                        let mut out = Array4::from_elem(expected[i].raw_dim(), f32::NAN);
+                        layer
+                            .forward_into(inputs[i].view(), out.view_mut())
+                            .unwrap();
+                        assert_eq!(
+                            bits(&out),
+                            bits(&expected[i]),
+                            "{name}, thread {t}, call {call}"
+                        );
+                    }
+                });
+            }
+        });
+    }
+}
