@@ -715,22 +715,32 @@ unsafe fn tile_body<S: Simd, const R: usize>(
         for (r, p) in ar.iter_mut().enumerate() {
             *p = a.add(r * lda);
         }
-        // Later depth blocks start from what the earlier ones stored.
+        // Later depth blocks start from what the earlier ones stored. Each
+        // loop over the rows here and below has a small body with no branch
+        // (the cases are chosen outside it), so that the compiler unrolls it
+        // and keeps `acc` in registers from the first row to the last store:
+        // with the branches inside, the 11- to 14-row AVX-512 tiles kept
+        // `acc` on the stack (zeroed by a call to memset, stored after the
+        // last step and read back row by row for the epilogue).
         let mut acc = [[S::zero(); 2]; R];
         if !step.first {
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let src = c.add(r * ldc);
-                if cols == nr {
-                    acc_r[0] = S::load(src);
-                    acc_r[1] = S::load(src.add(l));
-                } else {
-                    // Masked: the lanes past `cols` read as zero, and no
-                    // memory past the row's columns is touched.
-                    (acc_r[0], acc_r[1]) = if cols >= l {
-                        (S::load(src), S::load_masked(src.add(l), S::first(cols - l)))
-                    } else {
-                        (S::load_masked(src, S::first(cols)), S::zero())
-                    };
+            if cols == nr {
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let src = c.add(r * ldc);
+                    *acc_r = [S::load(src), S::load(src.add(l))];
+                }
+            } else if cols >= l {
+                // Masked: the lanes past `cols` read as zero, and no memory
+                // past the row's columns is touched.
+                let mask = S::first(cols - l);
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let src = c.add(r * ldc);
+                    *acc_r = [S::load(src), S::load_masked(src.add(l), mask)];
+                }
+            } else {
+                let mask = S::first(cols);
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    acc_r[0] = S::load_masked(c.add(r * ldc), mask);
                 }
             }
         }
@@ -763,40 +773,53 @@ unsafe fn tile_body<S: Simd, const R: usize>(
                 acc[r][1] = S::fma(av, b1, acc[r][1]);
             }
         }
-        let zero = S::zero();
-        let (bias0, bias1) = if step.last {
-            (S::load(bias), S::load(bias.add(l)))
-        } else {
-            (zero, zero)
-        };
-        // The activation keeps NaN as the scalar Activation::apply does.
-        let act = if step.last {
-            step.act
-        } else {
-            Activation::Identity
-        };
-        for (r, acc_r) in acc.iter().enumerate() {
-            let (v0, v1) = if step.last {
-                (
-                    S::activate(act, S::add(acc_r[0], bias0)),
-                    S::activate(act, S::add(acc_r[1], bias1)),
-                )
-            } else {
-                (acc_r[0], acc_r[1])
-            };
-            let dst = c.add(r * ldc);
-            if cols == nr {
-                S::store(dst, v0);
-                S::store(dst.add(l), v1);
-            } else {
-                // Masked: nothing past the row's columns is written.
-                if cols >= l {
-                    S::store(dst, v0);
-                    S::store_masked(dst.add(l), S::first(cols - l), v1);
-                } else {
-                    S::store_masked(dst, S::first(cols), v0);
-                }
+        if step.last {
+            let (bias0, bias1) = (S::load(bias), S::load(bias.add(l)));
+            for acc_r in acc.iter_mut() {
+                *acc_r = [S::add(acc_r[0], bias0), S::add(acc_r[1], bias1)];
             }
+            // The activation keeps NaN as the scalar Activation::apply does.
+            match step.act {
+                Activation::Identity => {}
+                Activation::Relu => activate_rows::<S, R>(&mut acc, Activation::Relu),
+                Activation::Relu6 => activate_rows::<S, R>(&mut acc, Activation::Relu6),
+            }
+        }
+        if cols == nr {
+            for (r, acc_r) in acc.iter().enumerate() {
+                let dst = c.add(r * ldc);
+                S::store(dst, acc_r[0]);
+                S::store(dst.add(l), acc_r[1]);
+            }
+        } else if cols >= l {
+            // Masked: nothing past the row's columns is written.
+            let mask = S::first(cols - l);
+            for (r, acc_r) in acc.iter().enumerate() {
+                let dst = c.add(r * ldc);
+                S::store(dst, acc_r[0]);
+                S::store_masked(dst.add(l), mask, acc_r[1]);
+            }
+        } else {
+            let mask = S::first(cols);
+            for (r, acc_r) in acc.iter().enumerate() {
+                S::store_masked(c.add(r * ldc), mask, acc_r[0]);
+            }
+        }
+    }
+}
+
+/// `act` on every accumulator of a tile; called with a constant `act`, so
+/// that each loop is one instruction or two a vector, without a branch.
+///
+/// # Safety
+/// `S`'s ISA is enabled.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn activate_rows<S: Simd, const R: usize>(acc: &mut [[S::V; 2]; R], act: Activation) {
+    // SAFETY: the ISA is enabled (the contract); no memory is touched.
+    unsafe {
+        for acc_r in acc.iter_mut() {
+            *acc_r = [S::activate(act, acc_r[0]), S::activate(act, acc_r[1])];
         }
     }
 }
