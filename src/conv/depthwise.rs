@@ -77,8 +77,9 @@ impl<F: Float> DepthwiseConv2d<F> {
     /// Chooses the kernel for the stored settings, once.
     fn replan(&mut self) {
         let (c, m) = (self.channels(), self.multiplier());
+        let strided = self.params().stride != [1, 1];
         self.plan = Plan::new(self.core.algorithm, |isa| {
-            DepthwiseKernel::plan::<F>(isa, c, m)
+            DepthwiseKernel::plan::<F>(isa, c, m, strided)
         });
     }
 

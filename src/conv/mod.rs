@@ -88,10 +88,9 @@ pub enum Algorithm {
     /// register tile in 28 of the 32 zmm registers; layers of at most 16
     /// output channels, which fill a 16-column AVX2 panel but half of a
     /// 32-column one, keep the AVX2 GEMM), the blocked depthwise
-    /// kernel (multiplier 1; at 1024, 2048, … channels, whose pixels alias
-    /// in L1, only where the L1 data cache has 12 ways or more) and the
-    /// stem's direct conv on AVX-512F; the generic depthwise kernel runs its
-    /// AVX2 build. Unsupported without AVX-512F.
+    /// kernel (multiplier 1) and the stem's direct conv on AVX-512F; the
+    /// generic depthwise kernel (a channel multiplier) runs its AVX2 build.
+    /// Unsupported without AVX-512F.
     Avx512F,
 }
 

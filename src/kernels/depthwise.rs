@@ -13,8 +13,9 @@
 //! vectorizes to), and inside an AVX2+FMA `#[target_feature]` wrapper, where
 //! the same loop becomes 8-wide fused multiply-adds. f32 problems with
 //! multiplier 1 are planned onto the register-blocked intrinsics kernel of
-//! [`super::depthwise_f32`] instead (but for 1024, 2048, … channels on CPUs
-//! whose L1 data cache has fewer than 12 ways: see `depthwise_f32::suits`)
+//! [`super::depthwise_f32`] instead (but for 1024, 2048, … channels at a
+//! stride other than 1 in its AVX2 build, on CPUs whose L1 data cache has
+//! fewer than 12 ways: see `depthwise_f32::suits`)
 //! (written by hand: the compiler did not vectorize the same idea written
 //! generically, about 60 instructions per output). [`DepthwiseKernel`] is
 //! that choice, made once when the layer is built.
@@ -43,18 +44,23 @@ pub(crate) enum DepthwiseKernel {
 }
 
 impl DepthwiseKernel {
-    /// The kernel for `F` with `channels` × `multiplier` under `isa`.
+    /// The kernel for `F` with `channels` × `multiplier` under `isa`, for a
+    /// layer with strides other than 1 (`strided`) or not.
     pub(crate) fn plan<F: Float>(
         isa: crate::plan::Isa,
         channels: usize,
         multiplier: usize,
+        strided: bool,
     ) -> Self {
         use crate::plan::Isa;
         let f32 = super::cast::same::<F, f32>();
-        let blocked = f32 && super::depthwise_f32_suits(channels, multiplier);
+        let blocked =
+            |avx512| f32 && super::depthwise_f32_suits(channels, multiplier, avx512, strided);
         match isa {
-            Isa::Avx512F(_, wide) if blocked => DepthwiseKernel::Avx512F32(wide),
-            Isa::Avx2Fma(cpu) | Isa::Avx512F(cpu, _) if blocked => DepthwiseKernel::Avx2FmaF32(cpu),
+            Isa::Avx512F(_, wide) if blocked(true) => DepthwiseKernel::Avx512F32(wide),
+            Isa::Avx2Fma(cpu) | Isa::Avx512F(cpu, _) if blocked(false) => {
+                DepthwiseKernel::Avx2FmaF32(cpu)
+            }
             Isa::Avx2Fma(cpu) | Isa::Avx512F(cpu, _) => DepthwiseKernel::Avx2Fma(cpu),
             Isa::Portable | Isa::Reference => DepthwiseKernel::Portable,
         }

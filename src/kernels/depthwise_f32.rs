@@ -57,31 +57,45 @@ use crate::activation::Activation;
 use crate::geometry::AxisGeometry;
 
 /// Whether this kernel is the one to plan for `channels` channels with
-/// multiplier `multiplier` (either build): multiplier 1, and, where pixels
-/// lie a multiple of 4 KiB apart (1024, 2048, … channels), an L1 data cache
-/// of at least 12 ways ([`l1d_ways`]).
+/// multiplier `multiplier`, in its AVX-512 build (`avx512`) or its AVX2
+/// one, for a layer with strides other than 1 (`strided`): multiplier 1,
+/// and, where pixels lie a multiple of 4 KiB apart (1024, 2048, …
+/// channels) in the AVX2 build of a strided layer, an L1 data cache of at
+/// least 12 ways ([`l1d_ways`]).
 ///
 /// Such pixels map to the same L1 set, so the input pixels a register block
-/// reads (at the same channels) and the taps' weights compete for one set's
-/// ways. With 8 ways the generic kernel, which streams each tap along whole
-/// rows, was faster: on the AMD EPYC Zen 4 (family 25, model 17; 32 KiB, 8
-/// ways; medians of 500 forwards, 2 threads) 7×7×1024 took 0.050–0.061 ms
-/// generic against 0.074 (AVX-512) and 0.106 (AVX2) blocked, and 14×14×1024
-/// 0.166 against 0.186 (AVX-512). With 12 ways the blocked kernel is
-/// unhurt: on the Intel Xeon model 207 (48 KiB, 12 ways; one layer, the
-/// kernels taking turns, medians of 9 × 200 forwards) it took 0.37–0.49×
-/// the generic kernel's time with AVX-512 at 1 thread and 0.31–0.56× at 2
-/// (7×7×1024, 7×7×2048, 7×7×3072, 14×14×1024 at strides 1 and 2,
-/// 28×28×1024), and 0.55–0.71× with AVX2; 7×7×1024 ran in 26.5 µs against
-/// 25.2 for 7×7×1040, whose pixels do not alias. Other channel counts have
-/// no such conflict (7×7×1040, 7×7×1536, 14×14×1280 blocked in 0.31–0.51×
-/// the generic time on that Xeon); below 1024 the blocked kernel won on both
+/// reads (at the same channels) compete for one set's ways. With 12 ways
+/// the blocked kernel is unhurt: on the Intel Xeon model 207 (48 KiB, 12
+/// ways; one layer, the kernels taking turns, medians of 9 × 200 forwards)
+/// it took 0.37–0.49× the generic kernel's time with AVX-512 at 1 thread
+/// and 0.31–0.56× at 2 (7×7×1024, 7×7×2048, 7×7×3072, 14×14×1024 at
+/// strides 1 and 2, 28×28×1024), and 0.55–0.71× with AVX2; 7×7×1024 ran in
+/// 26.5 µs against 25.2 for 7×7×1040, whose pixels do not alias. With 8
+/// ways it loses a third (the AMD EPYC Zen 4, family 25, model 17, 32 KiB:
+/// 7×7×1024 38 µs against 25 for 7×7×1040 at 1 thread, AVX-512), but still
+/// beats the generic kernel, which streams each tap along whole rows: there
+/// (one layer alone, each kernel's median of 9 × 100 calls, two runs each)
+/// the AVX-512 build took 0.92–0.98× the generic time at 1 thread and
+/// 0.89–0.99× at 2 on 7×7×1024, 14×14×1024 (strides 1 and 2), 7×7×2048 and
+/// 28×28×1024, and the AVX2 build 0.88–0.92× at 1 thread and 0.85–0.92× at
+/// 2 on the stride-1 ones, but 1.15× at 1 thread on 14×14×1024 at stride 2
+/// (1.03–1.11× at 2), where it runs tap tiles, not windows: that case keeps
+/// the generic kernel. (On
+/// 2026-12-02, before the sliding windows reached these counts, the Zen 4
+/// had measured the generic kernel faster: 0.050–0.061 ms on 7×7×1024 with
+/// 2 threads against 0.074 blocked.) Other channel counts have no such
+/// conflict (7×7×1040, 7×7×1536, 14×14×1280 blocked in 0.31–0.51× the
+/// generic time on the Xeon); below 1024 the blocked kernel won on both
 /// CPUs (Zen 4, 14×14×512 at 1 thread: 0.060–0.069 ms AVX2 blocked
-/// against 0.073–0.092 generic).
-pub(crate) fn suits(channels: usize, multiplier: usize) -> bool {
+/// against 0.073–0.092 generic). Copying the weights or the input to a
+/// padded stride first, so that nothing aliases, did not pay on the Zen 4
+/// (7×7×1024: 37.6 µs with padded weights, 37–43 µs with the input copied
+/// into a kept buffer, against 38 in place).
+pub(crate) fn suits(channels: usize, multiplier: usize, avx512: bool, strided: bool) -> bool {
     // The GEMM stages its rows of A for the same cause (`staged_lda`).
     let aliased = super::gemm_f32::staged_lda(channels).is_some();
-    multiplier == 1 && (!aliased || l1d_ways().is_some_and(|ways| ways >= 12))
+    let exempt = avx512 || !strided || l1d_ways().is_some_and(|ways| ways >= 12);
+    multiplier == 1 && (!aliased || exempt)
 }
 
 /// The ways of this core's L1 data cache, read once from CPUID's
@@ -795,9 +809,10 @@ mod tests {
     }
 
     /// The plan's choice: any multiplier but 1 goes to the generic kernel;
-    /// channel counts whose pixels alias go to this one only with a 12-way
-    /// L1 (as CPUID gives it, which natively on Linux must agree with
-    /// sysfs), the rest always.
+    /// channel counts whose pixels alias go to this one in the AVX-512 build
+    /// and at stride 1, and in the AVX2 build of a strided layer only with a
+    /// 12-way L1 (as CPUID gives it, which natively on Linux must agree with
+    /// sysfs); the rest always.
     #[test]
     fn planned_by_channels_and_l1_ways() {
         let ways = l1d_ways();
@@ -824,13 +839,18 @@ mod tests {
         }
         eprintln!("L1 data cache: {ways:?} ways");
         let wide = ways.is_some_and(|w| w >= 12);
-        for c in [1, 16, 512, 960, 1023, 1040, 1280, 1536, 3000] {
-            assert!(suits(c, 1), "{c}");
-            assert!(!suits(c, 2), "{c} × 2");
-        }
-        for c in [1024, 2048, 3072] {
-            assert_eq!(suits(c, 1), wide, "{c}");
-            assert!(!suits(c, 3), "{c} × 3");
+        let builds = [(true, false), (true, true), (false, false), (false, true)];
+        for (avx512, strided) in builds {
+            let what = |c| format!("{c} channels, AVX-512 {avx512}, strided {strided}");
+            for c in [1, 16, 512, 960, 1023, 1040, 1280, 1536, 3000] {
+                assert!(suits(c, 1, avx512, strided), "{}", what(c));
+                assert!(!suits(c, 2, avx512, strided), "{} × 2", what(c));
+            }
+            for c in [1024, 2048, 3072] {
+                let want = avx512 || !strided || wide;
+                assert_eq!(suits(c, 1, avx512, strided), want, "{}", what(c));
+                assert!(!suits(c, 3, avx512, strided), "{} × 3", what(c));
+            }
         }
     }
 

@@ -51,12 +51,17 @@ impl Avx512F {
 
 /// Whether the blocked f32 depthwise kernel is the one to plan (see
 /// `depthwise_f32::suits`; false off x86-64, where it does not exist).
-pub(crate) fn depthwise_f32_suits(channels: usize, multiplier: usize) -> bool {
+pub(crate) fn depthwise_f32_suits(
+    channels: usize,
+    multiplier: usize,
+    avx512: bool,
+    strided: bool,
+) -> bool {
     #[cfg(target_arch = "x86_64")]
-    return depthwise_f32::suits(channels, multiplier);
+    return depthwise_f32::suits(channels, multiplier, avx512, strided);
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (channels, multiplier);
+        let _ = (channels, multiplier, avx512, strided);
         false
     }
 }
