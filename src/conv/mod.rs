@@ -87,7 +87,9 @@ pub enum Algorithm {
     /// [`Avx2Fma`](Algorithm::Avx2Fma) with the f32 GEMM (a 14 × 32
     /// register tile in 28 of the 32 zmm registers; layers of at most 16
     /// output channels, which fill a 16-column AVX2 panel but half of a
-    /// 32-column one, keep the AVX2 GEMM), the blocked depthwise
+    /// 32-column one, keep the AVX2 GEMM, and so, on a core that runs a
+    /// 512-bit FMA as two halves (AMD's Zen 4), do layers that would fill
+    /// at most half of their last 32-column panel), the blocked depthwise
     /// kernel (multiplier 1) and the stem's direct conv on AVX-512F; the
     /// generic depthwise kernel (a channel multiplier) runs its AVX2 build.
     /// Unsupported without AVX-512F.

@@ -105,8 +105,8 @@ pub(crate) fn l1d_ways() -> Option<u32> {
     use std::sync::OnceLock;
     static WAYS: OnceLock<Option<u32>> = OnceLock::new();
     *WAYS.get_or_init(|| {
-        let max = cpuid(0, 0).eax;
-        let max_extended = cpuid(0x8000_0000, 0).eax;
+        let max = super::cpuid(0, 0).eax;
+        let max_extended = super::cpuid(0x8000_0000, 0).eax;
         [(4, max >= 4), (0x8000_001D, max_extended >= 0x8000_001D)]
             .into_iter()
             .filter(|&(_, asked)| asked)
@@ -114,21 +114,12 @@ pub(crate) fn l1d_ways() -> Option<u32> {
                 // Subleaves list the caches until type 0 (no more caches);
                 // type 1 is data, bits 5–7 the level, EBX 31–22 ways − 1.
                 (0..16)
-                    .map(|sub| cpuid(leaf, sub))
+                    .map(|sub| super::cpuid(leaf, sub))
                     .take_while(|r| r.eax & 0x1f != 0)
                     .find(|r| r.eax & 0x1f == 1 && (r.eax >> 5) & 0x7 == 1)
                     .map(|r| (r.ebx >> 22) + 1)
             })
     })
-}
-
-/// CPUID leaf `leaf`, subleaf `sub`.
-#[allow(unused_unsafe)]
-fn cpuid(leaf: u32, sub: u32) -> std::arch::x86_64::CpuidResult {
-    // SAFETY: every x86-64 CPU has CPUID, and a leaf past the maximum it
-    // reports only returns meaningless values, which the caller does not
-    // ask for. (Safe to call on newer toolchains; `unsafe` on older ones.)
-    unsafe { std::arch::x86_64::__cpuid_count(leaf, sub) }
 }
 
 pub(crate) use super::simd::RowIsa;

@@ -47,6 +47,48 @@ impl Avx512F {
     pub(crate) fn detect() -> Option<Self> {
         gemm_f32::available_avx512().then_some(Avx512F(()))
     }
+
+    /// Whether this core runs a 512-bit FMA as two 256-bit halves, so that
+    /// AVX-512 gives it no more FMAs a cycle than AVX2 (`comparisons/fma_peak.rs`
+    /// measures the same peak with both there): AMD's family 19h, whose
+    /// AVX-512 parts are all Zen 4 (Zen 3, the same family, has no AVX-512),
+    /// read once from CPUID. Cores that run them at full width (Intel's
+    /// Xeons, AMD's Zen 5, family 1Ah) answer false.
+    pub(crate) fn halves_fmas(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::sync::OnceLock;
+            static HALVES: OnceLock<bool> = OnceLock::new();
+            *HALVES.get_or_init(|| {
+                let vendor = cpuid(0, 0);
+                let amd = [vendor.ebx, vendor.edx, vendor.ecx]
+                    .iter()
+                    .flat_map(|r| r.to_le_bytes())
+                    .eq(*b"AuthenticAMD");
+                let eax = cpuid(1, 0).eax;
+                let base = (eax >> 8) & 0xf;
+                let family = match base {
+                    0xf => base + ((eax >> 20) & 0xff),
+                    _ => base,
+                };
+                amd && family == 0x19
+            })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+}
+
+/// CPUID leaf `leaf`, subleaf `sub`.
+#[cfg(target_arch = "x86_64")]
+#[allow(unused_unsafe)]
+pub(crate) fn cpuid(leaf: u32, sub: u32) -> std::arch::x86_64::CpuidResult {
+    // SAFETY: every x86-64 CPU has CPUID, and a leaf past the maximum it
+    // reports only returns meaningless values, which the caller does not
+    // ask for. (Safe to call on newer toolchains; `unsafe` on older ones.)
+    unsafe { std::arch::x86_64::__cpuid_count(leaf, sub) }
 }
 
 /// Whether the blocked f32 depthwise kernel is the one to plan (see
