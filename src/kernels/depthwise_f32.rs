@@ -80,17 +80,16 @@ use crate::geometry::AxisGeometry;
 /// 28×28×1024, and the AVX2 build 0.88–0.92× at 1 thread and 0.85–0.92× at
 /// 2 on the stride-1 ones, but 1.15× at 1 thread on 14×14×1024 at stride 2
 /// (1.03–1.11× at 2), where it runs tap tiles, not windows: that case keeps
-/// the generic kernel. (On
-/// 2026-12-02, before the sliding windows reached these counts, the Zen 4
-/// had measured the generic kernel faster: 0.050–0.061 ms on 7×7×1024 with
-/// 2 threads against 0.074 blocked.) Other channel counts have no such
-/// conflict (7×7×1040, 7×7×1536, 14×14×1280 blocked in 0.31–0.51× the
-/// generic time on the Xeon); below 1024 the blocked kernel won on both
-/// CPUs (Zen 4, 14×14×512 at 1 thread: 0.060–0.069 ms AVX2 blocked
-/// against 0.073–0.092 generic). Copying the weights or the input to a
-/// padded stride first, so that nothing aliases, did not pay on the Zen 4
-/// (7×7×1024: 37.6 µs with padded weights, 37–43 µs with the input copied
-/// into a kept buffer, against 38 in place).
+/// the generic kernel. (On 2026-12-02, before the sliding windows reached
+/// these counts, the Zen 4 had measured the generic kernel faster:
+/// 0.050–0.061 ms on 7×7×1024 with 2 threads against 0.074 blocked.) Other
+/// channel counts have no such conflict (7×7×1040, 7×7×1536, 14×14×1280
+/// blocked in 0.31–0.51× the generic time on the Xeon); below 1024 the
+/// blocked kernel won on both CPUs (Zen 4, 14×14×512 at 1 thread:
+/// 0.060–0.069 ms AVX2 blocked against 0.073–0.092 generic). Copying the
+/// weights or the input to a padded stride first, so that nothing aliases,
+/// did not pay on the Zen 4 (7×7×1024: 37.6 µs with padded weights, 37–43
+/// µs with the input copied into a kept buffer, against 38 in place).
 pub(crate) fn suits(channels: usize, multiplier: usize, avx512: bool, strided: bool) -> bool {
     // The GEMM stages its rows of A for the same cause (`staged_lda`).
     let aliased = super::gemm_f32::staged_lda(channels).is_some();
