@@ -90,9 +90,11 @@ pub enum Algorithm {
     /// 32-column one, keep the AVX2 GEMM, and so, on a core that runs a
     /// 512-bit FMA as two halves (AMD's Zen 4), do layers that would fill
     /// at most half of their last 32-column panel), the blocked depthwise
-    /// kernel (multiplier 1) and the stem's direct conv on AVX-512F; the
-    /// generic depthwise kernel (a channel multiplier) runs its AVX2 build.
-    /// Unsupported without AVX-512F.
+    /// kernel (multiplier 1; on such a core, counts of whole 8-lane vectors
+    /// and a half-empty last 16-lane one, 8, 24, 40, …, run its AVX2 build)
+    /// and the stem's direct conv on AVX-512F; the generic depthwise kernel
+    /// (a channel multiplier) runs its AVX2 build. Unsupported without
+    /// AVX-512F.
     Avx512F,
 }
 
